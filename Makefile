@@ -21,7 +21,7 @@ unit-test: build
 # libFuzzer targets built with clang under ASan/UBSan, each run for FUZZ_SECONDS.
 fuzz: setup
 	@cmake --preset fuzz -DFRUGAL_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
-	@cmake --build --preset fuzz
+	@cmake --build --preset fuzz --target fuzzers
 	@ctest --preset fuzz
 
 test: unit-test fuzz

@@ -1,0 +1,124 @@
+#include "engine/engine.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+namespace frugal::engine {
+namespace {
+
+// Prints "loading DIR ..." once loading has taken a second, then the time when it ends: a fast
+// load (the tiny model) stays silent.
+class LoadProgress {
+ public:
+  LoadProgress(bool enabled, std::string what) : what_(std::move(what)) {
+    if (!enabled) return;
+    thread_ = std::thread([this] {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!cv_.wait_for(lock, std::chrono::seconds(1), [this] { return done_; })) {
+        std::fprintf(stderr, "loading %s ...\n", what_.c_str());
+        printed_ = true;
+      }
+    });
+  }
+  void finish(double seconds) {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    if (printed_) std::fprintf(stderr, "loaded %s in %.1f s\n", what_.c_str(), seconds);
+  }
+  ~LoadProgress() { finish(0.0); }
+
+ private:
+  std::string what_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  bool printed_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+Result<kv::CacheFormat> parse_cache_format(const std::string& name) {
+  if (name == "fp8") return kv::CacheFormat::kFp8;
+  if (name == "bf16") return kv::CacheFormat::kBf16;
+  if (name == "f32") return kv::CacheFormat::kF32;
+  return invalid_argument("--cache: unknown format '" + name + "' (fp8, bf16 or f32)");
+}
+
+Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::unique_ptr<Engine> e(new Engine());
+  e->options_ = options;
+  LoadProgress progress(options.progress, options.model_dir);
+  FRUGAL_ASSIGN_OR_RETURN(e->pool_, ThreadPool::create({.n_threads = options.threads}));
+  kernels::KernelOptions ko;
+  ko.pool = e->pool_.get();
+  FRUGAL_ASSIGN_OR_RETURN(kernels::Kernels k, kernels::Kernels::create(ko));
+  e->kernels_ = std::make_unique<kernels::Kernels>(std::move(k));
+  v4::LoadOptions lo;
+  lo.scan_values = options.scan_values;
+  FRUGAL_ASSIGN_OR_RETURN(e->model_, v4::Model::load(options.model_dir, *e->kernels_, lo,
+                                                     {.max_chunk = options.max_chunk,
+                                                      .max_seq_len = options.max_seq_len}));
+  if (options.load_tokenizer) {
+    FRUGAL_ASSIGN_OR_RETURN(tokenizer::Tokenizer tok,
+                            tokenizer::Tokenizer::load_dir(options.model_dir));
+    if (tok.vocab_size() > e->model_->config().vocab_size) {
+      return invalid_argument(options.model_dir +
+                              "/tokenizer.json: " + std::to_string(tok.vocab_size()) +
+                              " token ids, more than the model's vocab_size " +
+                              std::to_string(e->model_->config().vocab_size));
+    }
+    e->tokenizer_ = std::make_unique<tokenizer::Tokenizer>(std::move(tok));
+  }
+  e->load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  progress.finish(e->load_seconds_);
+  return e;
+}
+
+Result<std::unique_ptr<kv::V4SequenceCache>> Engine::new_cache() const {
+  return kv::V4SequenceCache::create(model_->config(), {.format = options_.cache});
+}
+
+uint64_t peak_rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      std::istringstream ss(line.substr(6));
+      uint64_t kb = 0;
+      ss >> kb;
+      return kb * 1024;
+    }
+  }
+  return 0;
+}
+
+std::string format_bytes(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024.0 && u < 4) {
+    v /= 1024.0;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0) {
+    std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(bytes));
+  } else {
+    std::snprintf(buf, sizeof(buf), "%.2f %s", v, units[u]);
+  }
+  return buf;
+}
+
+}  // namespace frugal::engine

@@ -1,0 +1,63 @@
+// An engine: everything one model needs to run, loaded from a model directory once: the thread
+// pool and the kernel table (owned here and passed down, no globals), the weights (model/v4) and
+// the tokenizer. Sequences (kv caches) are created per request with new_cache().
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "core/thread_pool.h"
+#include "kernels/kernels.h"
+#include "kv/v4_cache.h"
+#include "model/v4/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace frugal::engine {
+
+struct EngineOptions {
+  std::string model_dir;
+  int threads = 0;  // 0 = one per CPU
+  kv::CacheFormat cache = kv::CacheFormat::kFp8;
+  int64_t max_seq_len = 4096;  // longest sequence (sizes the activation arena)
+  int64_t max_chunk = 64;      // prefill tokens per forward chunk
+  bool scan_values = true;     // check e8m0 scales and tid2eid at load
+  bool load_tokenizer = true;
+  bool progress = true;  // print load progress on stderr when loading takes over a second
+};
+
+class Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> load(const EngineOptions& options);
+
+  v4::Model& model() { return *model_; }
+  const v4::DeepSeekV4Config& config() const { return model_->config(); }
+  // Fails when the engine was loaded without a tokenizer.
+  const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
+  bool has_tokenizer() const { return tokenizer_ != nullptr; }
+  const EngineOptions& options() const { return options_; }
+  ThreadPool& pool() { return *pool_; }
+  double load_seconds() const { return load_seconds_; }
+
+  Result<std::unique_ptr<kv::V4SequenceCache>> new_cache() const;
+
+ private:
+  Engine() = default;
+  EngineOptions options_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<kernels::Kernels> kernels_;
+  std::unique_ptr<v4::Model> model_;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
+  double load_seconds_ = 0.0;
+};
+
+// "fp8" | "bf16" | "f32" -> format; errors name the flag.
+Result<kv::CacheFormat> parse_cache_format(const std::string& name);
+
+// Peak resident set size of this process (VmHWM of /proc/self/status), 0 when unknown.
+uint64_t peak_rss_bytes();
+// "1.23 GiB" style.
+std::string format_bytes(uint64_t bytes);
+
+}  // namespace frugal::engine

@@ -1,0 +1,92 @@
+// The op API the model calls. One Kernels object is created at start-up by the engine (it picks
+// the ISA once and borrows the thread pool) and is passed down by reference; the model never sees
+// ISA names or intrinsics.
+//
+// Every op has a scalar reference implementation (src/kernels/ref/, the oracle) and, where it pays,
+// per-ISA versions (src/kernels/x86/) that the tests check against the oracle on every ISA the
+// machine supports. Conventions: activations are f32, shapes outermost first, PyTorch's
+// y = x W^T for linear layers. No op allocates.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+
+#include "core/status.h"
+#include "core/thread_pool.h"
+#include "kernels/isa.h"
+#include "kernels/op_args.h"
+#include "quant/weight_view.h"
+
+namespace frugal::kernels {
+
+struct OpTable;
+
+struct KernelOptions {
+  std::optional<Isa> isa;      // unset: FRUGAL_ISA from the environment, else the best supported
+  ThreadPool* pool = nullptr;  // borrowed; null runs every op on the calling thread
+};
+
+class Kernels {
+ public:
+  // Errors: FRUGAL_ISA (or options.isa) names an unknown level or one the CPU lacks.
+  static Result<Kernels> create(const KernelOptions& options = {});
+  ~Kernels();
+  Kernels(Kernels&&) noexcept;
+  Kernels& operator=(Kernels&&) noexcept;
+
+  Isa isa() const { return isa_; }
+  ThreadPool* pool() const { return pool_; }
+
+  // ---- linear layers ----
+  // y[m, w.rows] = x[m, w.cols] W^T for every weight format; weights are never expanded in memory
+  // (FP8 / FP4 are decoded exactly, doc §2.B) and sums are f32. Rows are split across the pool.
+  // m == 1 is the decode GEMV (memory-bound); small m (MoE token groups) share each decoded
+  // weight vector among up to 8 tokens; from ~16-24 tokens (prefill) each weight tile is
+  // decoded once into a small stack buffer and reused by all tokens. x, y must not overlap.
+  void matmul(const quant::WeightView& w, int64_t m, const float* x, float* y) const;
+  // Same with row strides: x row t at x + t * ldx, y row t at y + t * ldy.
+  void matmul(const quant::WeightView& w, int64_t m, const float* x, int64_t ldx, float* y,
+              int64_t ldy) const;
+
+  // ---- normalisation and position ----
+  // out[t] = weight * (x[t] * rsqrt(mean(x[t]^2) + eps)) for t < m; x, out: [m, n]; may alias.
+  void rms_norm(const float* x, const float* weight, int64_t m, int64_t n, float eps,
+                float* out) const;
+  // The same without a weight (the per-head q norm of §2.3).
+  void rms_norm(const float* x, int64_t m, int64_t n, float eps, float* out) const;
+  // Interleaved RoPE on the last rope_dim dims of each of n_vec vectors x[n_vec, dim], in place:
+  // pair (2i, 2i+1) of the slice times e^{+-i angle_i}, with cos/sin[rope_dim / 2] of one position.
+  void rope(float* x, int64_t n_vec, int64_t dim, int64_t rope_dim, const float* cos,
+            const float* sin, RopeDirection dir) const;
+
+  // ---- softmax, attention, selection ----
+  // Row-wise softmax of x[m, n] in place.
+  void softmax(float* x, int64_t m, int64_t n) const;
+  // See AttentionArgs (scores in f32, online softmax over the entries, the sink only in the
+  // denominator). (query, head) pairs are split across the pool.
+  void attention(const AttentionArgs& args) const;
+  // The k largest of x[n] (k <= n), largest first, ties to the lower index: idx[k], val[k]
+  // (val may be null). x must be NaN-free.
+  void top_k(const float* x, int64_t n, int64_t k, int32_t* idx, float* val) const;
+
+  // ---- MoE expert activation (§2.7) ----
+  // out = scale * silu(g) * u with, when limit > 0, g = min(g, limit), u = clamp(u, -limit, limit).
+  // gate, up, out: [n]; out may alias either input.
+  void swiglu(const float* gate, const float* up, int64_t n, float limit, float scale,
+              float* out) const;
+
+  // ---- hyper-connections (§2.6; see HcPreArgs / HcHeadArgs / HcPostArgs) ----
+  void hc_pre(const HcPreArgs& args) const;
+  void hc_head(const HcHeadArgs& args) const;
+  void hc_post(const HcPostArgs& args) const;
+
+ private:
+  Kernels();
+
+  Isa isa_ = Isa::kScalar;
+  ThreadPool* pool_ = nullptr;
+  std::unique_ptr<OpTable> table_;  // owned; filled once in create()
+};
+
+}  // namespace frugal::kernels

@@ -1,0 +1,63 @@
+// The V4 lightning indexer (doc §2.5; reference Indexer.forward): FP4-simulated, Hadamard-rotated
+// queries scored against the indexer's compressed keys; the top-k entries feed the attention.
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/ref/v4_ops.h"
+#include "model/v4/layers.h"
+#include "quant/act_quant.h"
+
+namespace frugal::v4 {
+
+namespace v4ref = kernels::v4ref;
+
+// mirrors the first half of Indexer.forward: q, the compressor update and the head weights.
+void indexer_prepare(const Ctx& ctx, int32_t block, const float* x, const float* qr, int64_t pos0,
+                     int64_t n) {
+  const DeepSeekV4Config& c = ctx.w.config;
+  const IndexerWeights& ix = ctx.w.blocks[static_cast<size_t>(block)].attn.indexer;
+  Scratch& s = ctx.s;
+  const int64_t nh = c.index_n_heads;
+  const int64_t di = c.index_head_dim;
+  const int64_t rd = c.rope_head_dim;
+  ctx.k.matmul(ix.wq_b, n, qr, s.iq);  // [n, nh, di]
+  for (int64_t i = 0; i < n; ++i) {
+    float* qi = s.iq + i * nh * di;  // [nh, di]
+    ctx.rope[static_cast<size_t>(block)].cos_sin(pos0 + i, s.cos, s.sin);
+    ctx.k.rope(qi, nh, di, rd, s.cos, s.sin, kernels::RopeDirection::kForward);  // last rd dims
+    for (int64_t h = 0; h < nh; ++h) v4ref::hadamard(qi + h * di, di);  // rotate_activation
+    quant::fp4_simulate(qi, nh * di, 32);  // fp4_act_quant(q, 32, True): blocks stay in a head
+  }
+  compressor_forward(ctx, block, CompressorSlot::kIndexer, ix.compressor, x, pos0, n);
+  ctx.k.matmul(ix.weights_proj, n, x, s.iw);  // [n, nh]
+  const float scale = 1.0f / std::sqrt(static_cast<float>(di)) / std::sqrt(static_cast<float>(nh));
+  for (int64_t e = 0; e < n * nh; ++e) s.iw[e] *= scale;  // softmax_scale * n_heads^-0.5
+}
+
+// Scores I(t, j) = sum_h w_h relu(q_h . K_j) over j < (t+1)/4 and writes the top
+// min(index_topk, (t+1)/4) entry ids to out; returns their count. Row i of the chunk is token t.
+int32_t indexer_select(const Ctx& ctx, int32_t block, int64_t i, int64_t t, int32_t* out) {
+  const DeepSeekV4Config& c = ctx.w.config;
+  Scratch& s = ctx.s;
+  const int64_t nh = c.index_n_heads;
+  const int64_t di = c.index_head_dim;
+  const int32_t n_valid = static_cast<int32_t>((t + 1) / 4);
+  const int32_t kk = static_cast<int32_t>(std::min<int64_t>(c.index_topk, n_valid));
+  if (kk == 0) return 0;
+  const float* q = s.iq + i * nh * di;  // [nh, di]
+  const float* w = s.iw + i * nh;       // [nh]
+  for (int32_t j = 0; j < n_valid; ++j) {
+    ctx.cache.load_index_key(block, j, s.entry);  // [di]
+    float score = 0.0f;
+    for (int64_t h = 0; h < nh; ++h) {
+      float dot = 0.0f;
+      for (int64_t e = 0; e < di; ++e) dot += q[h * di + e] * s.entry[e];
+      score += w[h] * std::max(dot, 0.0f);
+    }
+    s.iscores[j] = score;
+  }
+  ctx.k.top_k(s.iscores, n_valid, kk, out, nullptr);
+  return kk;
+}
+
+}  // namespace frugal::v4

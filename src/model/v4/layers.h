@@ -1,0 +1,110 @@
+// Internal to src/model/v4: the pieces of the V4 forward pass (one file each, named after the
+// reference modules) and the scratch buffers they share. Every buffer is carved from one
+// allocation sized at model creation (Scratch::plan); the forward pass never allocates.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <vector>
+
+#include "core/arena.h"
+#include "kernels/kernels.h"
+#include "model/v4/cache.h"
+#include "model/v4/rope.h"
+#include "model/v4/weights.h"
+
+namespace frugal::v4 {
+
+// Called with the compressed entries the indexer picked for the query at `pos` of CSA `block`
+// (entry ids, best first), before the attention reads them. A hook may replace the ids (same
+// count): the golden tests substitute the reference's choice where index scores tie, so that
+// the rest of the model is compared on the same entries. Tests and diagnostics only.
+using IndexSelectHook = std::function<void(int32_t block, int64_t pos, std::span<int32_t> entries)>;
+
+// f32 (and int32) work buffers; n = tokens in a chunk (<= max_chunk).
+struct Scratch {
+  float* x = nullptr;      // [n, hc, dim] the hyper-connection streams
+  float* x_mtp = nullptr;  // [n, hc, dim] streams of the MTP block
+  float* h = nullptr;      // [n, dim] hc_pre output, then normed sub-layer input
+  float* y = nullptr;      // [n, dim] sub-layer output
+  float* mixes = nullptr;  // [n, (2+hc)*hc]
+  float* post = nullptr;   // [n, hc]
+  float* comb = nullptr;   // [n, hc, hc]
+  float* x_new = nullptr;  // [n, hc, dim] hc_post output (must not overlap its input)
+  // attention
+  float* cq = nullptr;      // [n, q_lora_rank]
+  float* q = nullptr;       // [n, n_heads, head_dim]
+  float* kv = nullptr;      // [n, head_dim]
+  float* o = nullptr;       // [n, n_heads, head_dim]
+  float* oa = nullptr;      // [n, o_groups * o_lora_rank]
+  float* cos = nullptr;     // [rope_head_dim / 2]
+  float* sin = nullptr;     // [rope_head_dim / 2]
+  float* keys = nullptr;    // [max_candidates, head_dim] the candidates of one query
+  int32_t* kidx = nullptr;  // [max_candidates] 0, 1, 2, ... (attention indices into keys)
+  // compressor
+  float* ca = nullptr;     // [n, c*d] wkv outputs
+  float* cb = nullptr;     // [n, c*d] wgate outputs
+  float* entry = nullptr;  // [max(head_dim, index_head_dim)]
+  float* pool = nullptr;   // [2 * max_ratio] softmax over candidates of one column
+  // indexer
+  float* iq = nullptr;       // [n, index_n_heads, index_head_dim]
+  float* iw = nullptr;       // [n, index_n_heads]
+  float* iscores = nullptr;  // [max_seq_len / 4]
+  int32_t* isel = nullptr;   // [index_topk]
+  // MoE
+  float* gate = nullptr;    // [n_routed_experts] scores
+  float* biased = nullptr;  // [n_routed_experts] scores + bias
+  int32_t* esel = nullptr;  // [n_activated_experts]
+  float* eg = nullptr;      // [moe_inter_dim]
+  float* eu = nullptr;      // [moe_inter_dim]
+  float* eo = nullptr;      // [dim]
+  float* ee = nullptr;      // [n, dim] MTP: e_proj(enorm(embed(next)))
+
+  int64_t max_chunk = 0;
+  int64_t max_seq_len = 0;
+  int64_t max_candidates = 0;
+
+  // Takes the buffers from `arena` (nullptr: only computes the size). Returns the bytes needed.
+  uint64_t plan(const DeepSeekV4Config& c, int64_t max_chunk, int64_t max_seq_len, Arena* arena);
+};
+
+// Everything a layer function reads.
+struct Ctx {
+  const kernels::Kernels& k;  // the op API
+  const ModelWeights& w;
+  const std::vector<RopeTable>& rope;  // per block
+  Scratch& s;
+  SequenceCacheView& cache;
+  const IndexSelectHook* on_index_select = nullptr;  // optional (tests, diagnostics)
+};
+
+// hyper_connections.cpp — mirrors Block.hc_pre / Block.hc_post / ParallelHead.hc_head.
+void hc_pre(const Ctx& ctx, const HcWeights& hc, const float* x, int64_t n, float* h);
+void hc_post(const Ctx& ctx, float* x, const float* y, int64_t n);
+void hc_head(const Ctx& ctx, const HcWeights& hc, const float* x, int64_t n, float* h);
+
+// attention.cpp — mirrors Attention.forward on n tokens at positions pos0.., x = attn_norm output.
+void attention_forward(const Ctx& ctx, int32_t block, const float* x, int64_t pos0, int64_t n,
+                       float* out);
+// compressor.cpp — mirrors Compressor.forward (one token at a time through the decode state; the
+// entries completed by these tokens are written to the cache).
+void compressor_forward(const Ctx& ctx, int32_t block, CompressorSlot slot,
+                        const CompressorWeights& c, const float* x, int64_t pos0, int64_t n);
+// indexer.cpp — mirrors Indexer.forward: queries + weights for the chunk (and its compressor),
+// then the top-k selection of one query.
+void indexer_prepare(const Ctx& ctx, int32_t block, const float* x, const float* qr, int64_t pos0,
+                     int64_t n);
+int32_t indexer_select(const Ctx& ctx, int32_t block, int64_t i, int64_t t, int32_t* out);
+// moe.cpp — mirrors MoE.forward (Gate + routed experts + shared expert).
+void moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids, int64_t n,
+                 float* out);
+// model.cpp — mirrors Block.forward on the streams x [n, hc, dim].
+void block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids, int64_t pos0,
+                   int64_t n);
+// mtp.cpp — mirrors MTPBlock.forward up to the head: main streams x_main [n, hc, dim] (clobbered)
+// and the next ids -> the MTP block's output streams in s.x_mtp [n, hc, dim].
+void mtp_forward(const Ctx& ctx, int32_t block, float* x_main, const int32_t* next_ids,
+                 int64_t pos0, int64_t n);
+
+}  // namespace frugal::v4

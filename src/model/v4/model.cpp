@@ -1,0 +1,233 @@
+// The DeepSeek-V4 top-level forward pass (doc §2.9; reference Transformer.forward, Block.forward,
+// ParallelHead): embedding -> hc_mult streams -> blocks -> hc_head -> norm -> head.
+#include "model/v4/model.h"
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "core/log.h"
+#include "quant/weight.h"
+
+namespace frugal::v4 {
+namespace {
+
+// Takes the scratch buffers from the arena, or (arena == nullptr) only counts their bytes, each
+// rounded up to the arena's 64-byte alignment.
+class Carver {
+ public:
+  explicit Carver(Arena* arena) : arena_(arena) {}
+  template <typename T>
+  void take(T*& p, int64_t count) {
+    const uint64_t n = static_cast<uint64_t>(std::max<int64_t>(count, 1));
+    p = arena_ != nullptr ? arena_->allocate<T>(n) : nullptr;
+    used_ += (n * sizeof(T) + Arena::kAlignment - 1) & ~(Arena::kAlignment - 1);
+  }
+  uint64_t used() const { return used_; }
+
+ private:
+  Arena* arena_;
+  uint64_t used_ = 0;
+};
+
+}  // namespace
+
+uint64_t Scratch::plan(const DeepSeekV4Config& c, int64_t chunk, int64_t seq_len, Arena* arena) {
+  max_chunk = chunk;
+  max_seq_len = seq_len;
+  int64_t max_ratio = 4;
+  int64_t max_compressed = 0;
+  for (int64_t b = 0; b < c.n_blocks(); ++b) {
+    const int64_t r = c.compress_ratio(b);
+    max_ratio = std::max(max_ratio, r);
+    if (r == 4) max_compressed = std::max(max_compressed, std::min(c.index_topk, seq_len / 4));
+    if (r > 4) max_compressed = std::max(max_compressed, seq_len / r);
+  }
+  max_candidates = c.window_size + max_compressed;
+  const int64_t n = chunk;
+  const int64_t d = c.dim;
+  const int64_t hc = c.hc_mult;
+  const int64_t qd = c.n_heads * c.head_dim;
+  const int64_t cd = 2 * std::max(c.head_dim, c.index_head_dim);
+  Carver cv(arena);
+  cv.take(x, n * hc * d);
+  cv.take(x_mtp, n * hc * d);
+  cv.take(h, n * d);
+  cv.take(y, n * d);
+  cv.take(mixes, n * c.hc_mix());
+  cv.take(post, n * hc);
+  cv.take(comb, n * hc * hc);
+  cv.take(x_new, n * hc * d);
+  cv.take(cq, n * c.q_lora_rank);
+  cv.take(q, n * qd);
+  cv.take(kv, n * c.head_dim);
+  cv.take(o, n * qd);
+  cv.take(oa, n * c.o_groups * c.o_lora_rank);
+  cv.take(cos, c.rope_head_dim / 2);
+  cv.take(sin, c.rope_head_dim / 2);
+  cv.take(keys, max_candidates * c.head_dim);
+  cv.take(kidx, max_candidates);
+  cv.take(ca, n * cd);
+  cv.take(cb, n * cd);
+  cv.take(entry, std::max(c.head_dim, c.index_head_dim));
+  cv.take(pool, 2 * max_ratio);
+  cv.take(iq, n * c.index_n_heads * c.index_head_dim);
+  cv.take(iw, n * c.index_n_heads);
+  cv.take(iscores, seq_len / 4 + 1);
+  cv.take(isel, c.index_topk);
+  cv.take(gate, c.n_routed_experts);
+  cv.take(biased, c.n_routed_experts);
+  cv.take(esel, c.n_activated_experts);
+  cv.take(eg, c.moe_inter_dim);
+  cv.take(eu, c.moe_inter_dim);
+  cv.take(eo, d);
+  cv.take(ee, n * d);
+  return cv.used();
+}
+
+Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelWeights> weights,
+                                             const kernels::Kernels& kernels,
+                                             const ModelOptions& options) {
+  const DeepSeekV4Config& c = weights->config;
+  FRUGAL_RETURN_IF_ERROR(check_model_supported(c));
+  if (options.max_chunk < 1) return invalid_argument("model options: max_chunk must be >= 1");
+  std::unique_ptr<Model> m(new Model());
+  m->kernels_ = &kernels;
+  m->max_chunk_ = options.max_chunk;
+  m->max_seq_len_ = options.max_seq_len > 0 ? options.max_seq_len : c.max_position_embeddings;
+  if (m->max_seq_len_ < 1) return invalid_argument("model options: max_seq_len must be >= 1");
+  for (int64_t b = 0; b < c.n_blocks(); ++b) {
+    m->rope_.emplace_back(c.rope_head_dim, c.rope_params(b));
+  }
+  const uint64_t bytes = m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, nullptr);
+  FRUGAL_ASSIGN_OR_RETURN(m->arena_, Arena::create(bytes, &m->scratch_stats_));
+  m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, &m->arena_);
+  FRUGAL_RETURN_IF_ERROR(m->arena_.status());  // a sizing bug if it fires
+  std::iota(m->scratch_.kidx, m->scratch_.kidx + m->scratch_.max_candidates, 0);
+  m->weights_ = std::move(weights);
+  FRUGAL_LOG_INFO("v4: scratch %llu bytes (chunk %lld, max_seq_len %lld)",
+                  static_cast<unsigned long long>(bytes), static_cast<long long>(m->max_chunk_),
+                  static_cast<long long>(m->max_seq_len_));
+  return m;
+}
+
+Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const kernels::Kernels& kernels,
+                                           const LoadOptions& load_options,
+                                           const ModelOptions& options) {
+  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<ModelWeights> w, load_weights(dir, load_options));
+  return create(std::move(w), kernels, options);
+}
+
+Status Model::check_request(const SequenceCacheView& cache, const ForwardRequest& r) const {
+  const DeepSeekV4Config& c = config();
+  const int64_t n = static_cast<int64_t>(r.ids.size());
+  if (n == 0) return invalid_argument("forward: no tokens");
+  if (cache.length() + n > max_seq_len_) {
+    return out_of_range("forward: position " + std::to_string(cache.length() + n - 1) +
+                        " is past max_seq_len " + std::to_string(max_seq_len_));
+  }
+  auto check_ids = [&](std::span<const int32_t> ids, const char* what) -> Status {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (ids[i] < 0 || ids[i] >= c.vocab_size) {
+        return invalid_argument(std::string("forward: ") + what + "[" + std::to_string(i) + "] = " +
+                                std::to_string(ids[i]) + " is outside the vocabulary [0, " +
+                                std::to_string(c.vocab_size) + ")");
+      }
+    }
+    return ok_status();
+  };
+  auto check_out = [&](LogitsMode mode, std::span<float> out, const char* what) -> Status {
+    const int64_t rows = mode == LogitsMode::kAll ? n : (mode == LogitsMode::kLast ? 1 : 0);
+    if (static_cast<int64_t>(out.size()) < rows * c.vocab_size) {
+      return invalid_argument(std::string("forward: ") + what + " buffer holds " +
+                              std::to_string(out.size()) + " floats, needs " +
+                              std::to_string(rows * c.vocab_size));
+    }
+    return ok_status();
+  };
+  FRUGAL_RETURN_IF_ERROR(check_ids(r.ids, "ids"));
+  FRUGAL_RETURN_IF_ERROR(check_out(r.logits_mode, r.logits, "logits"));
+  const bool mtp = r.mtp_logits_mode != LogitsMode::kNone;
+  if (!mtp) return ok_status();
+  if (c.n_mtp_layers < 1) return invalid_argument("forward: the model has no MTP block");
+  if (static_cast<int64_t>(r.mtp_next_ids.size()) != n)
+    return invalid_argument("forward: mtp_next_ids must have one id per token");
+  if (cache.mtp_length() != cache.length()) {
+    return invalid_argument("forward: the MTP block is at position " +
+                            std::to_string(cache.mtp_length()) + " but the sequence at " +
+                            std::to_string(cache.length()) + " (MTP must run on every chunk)");
+  }
+  FRUGAL_RETURN_IF_ERROR(check_ids(r.mtp_next_ids, "mtp_next_ids"));
+  return check_out(r.mtp_logits_mode, r.mtp_logits, "mtp_logits");
+}
+
+// mirrors Block.forward
+void block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids, int64_t pos0,
+                   int64_t n) {
+  const DeepSeekV4Config& c = ctx.w.config;
+  const BlockWeights& bw = ctx.w.blocks[static_cast<size_t>(block)];
+  Scratch& s = ctx.s;
+  const float eps = static_cast<float>(c.norm_eps);
+  hc_pre(ctx, bw.hc_attn, x, n, s.h);                     // [n, dim]
+  ctx.k.rms_norm(s.h, bw.attn_norm, n, c.dim, eps, s.h);  // attn_norm
+  attention_forward(ctx, block, s.h, pos0, n, s.y);       // [n, dim]
+  hc_post(ctx, x, s.y, n);                                // [n, hc, dim]
+  hc_pre(ctx, bw.hc_ffn, x, n, s.h);                      // [n, dim]
+  ctx.k.rms_norm(s.h, bw.ffn_norm, n, c.dim, eps, s.h);   // ffn_norm
+  moe_forward(ctx, block, s.h, ids, n, s.y);              // [n, dim]
+  hc_post(ctx, x, s.y, n);                                // [n, hc, dim]
+}
+
+void Model::run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t first, int64_t n) {
+  const DeepSeekV4Config& c = config();
+  Scratch& s = scratch_;
+  const Ctx ctx{*kernels_, *weights_, rope_, s, cache, r.on_index_select};
+  const int64_t pos0 = cache.length();
+  const int64_t d = c.dim;
+  const int64_t hd = c.hc_dim();
+  const float eps = static_cast<float>(c.norm_eps);
+  const int32_t* ids = r.ids.data() + first;
+  const bool last_chunk = first + n == static_cast<int64_t>(r.ids.size());
+  for (int64_t i = 0; i < n; ++i) {  // h = embed(ids); h.unsqueeze(2).repeat(1, 1, hc_mult, 1)
+    quant::dequantize_row(weights_->embed, ids[i], s.h + i * d);
+    for (int64_t j = 0; j < c.hc_mult; ++j) {
+      std::memcpy(s.x + i * hd + j * d, s.h + i * d, d * sizeof(float));
+    }
+  }  // s.x [n, hc, dim]
+  for (int32_t b = 0; b < static_cast<int32_t>(c.n_layers); ++b) {
+    block_forward(ctx, b, s.x, ids, pos0, n);
+  }
+
+  // mirrors ParallelHead.forward: logits = head(norm(hc_head(x))), f32, for all rows of this
+  // chunk (kAll) or the sequence's last row (kLast).
+  auto head = [&](const HcWeights& hcw, const float* norm, const float* x, LogitsMode mode,
+                  std::span<float> out) {
+    if (mode == LogitsMode::kNone || (mode == LogitsMode::kLast && !last_chunk)) return;
+    const int64_t row0 = mode == LogitsMode::kAll ? 0 : n - 1;
+    const int64_t rows = n - row0;
+    hc_head(ctx, hcw, x + row0 * hd, rows, s.h);   // [rows, dim]
+    ctx.k.rms_norm(s.h, norm, rows, d, eps, s.h);  // norm
+    float* dst = out.data() + (mode == LogitsMode::kAll ? first * c.vocab_size : 0);
+    ctx.k.matmul(weights_->head, rows, s.h, dst);  // [rows, vocab]
+  };
+  head(weights_->hc_head, weights_->norm, s.x, r.logits_mode, r.logits);
+  cache.set_length(pos0 + n);
+  if (r.mtp_logits_mode == LogitsMode::kNone) return;
+  const int32_t mtp_block = static_cast<int32_t>(c.n_layers);
+  mtp_forward(ctx, mtp_block, s.x, r.mtp_next_ids.data() + first, pos0, n);  // -> s.x_mtp
+  const MtpWeights& m = weights_->blocks[static_cast<size_t>(mtp_block)].mtp;
+  head(m.hc_head, m.norm, s.x_mtp, r.mtp_logits_mode, r.mtp_logits);
+  cache.set_mtp_length(pos0 + n);
+}
+
+Status Model::forward(SequenceCacheView& cache, const ForwardRequest& request) {
+  FRUGAL_RETURN_IF_ERROR(check_request(cache, request));
+  const int64_t total = static_cast<int64_t>(request.ids.size());
+  FRUGAL_RETURN_IF_ERROR(cache.reserve(cache.length() + total));  // the only allocation point
+  for (int64_t first = 0; first < total; first += max_chunk_) {
+    run_chunk(cache, request, first, std::min(max_chunk_, total - first));
+  }
+  return ok_status();
+}
+
+}  // namespace frugal::v4

@@ -1,0 +1,91 @@
+// The DeepSeek-V4 model: weights, RoPE tables and the scratch buffers of the forward pass.
+//
+// One entry point runs tokens of one sequence at positions cache.length()..: a prefill (any
+// length, from position 0, processed in chunks of max_chunk tokens) or a decode step (one token).
+// Chunking is exact: every per-token quantity is computed the same way whatever the chunk size,
+// and the attention reads the same cache-exact entries (model/v4/cache.h), so the logits of a
+// position do not depend on how the sequence was split: bit for bit with the scalar and AVX2
+// kernels (tested); the AVX-512 kernels may order a row's sum differently for a different number
+// of tokens, which stays at summation-noise level.
+//
+// A Model runs one forward at a time (its scratch is shared); sequences are independent caches.
+// The forward pass allocates nothing: the scratch comes from an arena sized at creation for
+// max_chunk tokens and max_seq_len positions, and the cache grows only in reserve(), called once
+// per request before any computation.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/memory.h"
+#include "core/status.h"
+#include "kernels/kernels.h"
+#include "model/v4/cache.h"
+#include "model/v4/layers.h"
+#include "model/v4/rope.h"
+#include "model/v4/weights.h"
+
+namespace frugal::v4 {
+
+struct ModelOptions {
+  int64_t max_chunk = 64;   // tokens per forward chunk (sizes the scratch)
+  int64_t max_seq_len = 0;  // longest sequence; 0 = config max_position_embeddings
+};
+
+enum class LogitsMode : uint8_t {
+  kLast,  // logits of the last position only: [vocab]
+  kAll,   // logits of every position: [n, vocab] (perplexity)
+  kNone,
+};
+
+struct ForwardRequest {
+  std::span<const int32_t> ids = {};  // tokens at positions cache.length() ..
+  LogitsMode logits_mode = LogitsMode::kLast;
+  std::span<float> logits = {};  // [vocab] or [n, vocab]
+  // MTP (optional): next_ids[i] = token at position pos+1 for ids[i]; the MTP block then predicts
+  // the token after it. Needs cache.mtp_length() == cache.length() (MTP run on every chunk so far).
+  std::span<const int32_t> mtp_next_ids = {};
+  LogitsMode mtp_logits_mode = LogitsMode::kNone;
+  std::span<float> mtp_logits = {};                  // [vocab] or [n, vocab]
+  const IndexSelectHook* on_index_select = nullptr;  // optional: see layers.h
+};
+
+class Model {
+ public:
+  // `kernels` (the op API, owned by the engine) must outlive the model.
+  static Result<std::unique_ptr<Model>> create(std::unique_ptr<ModelWeights> weights,
+                                               const kernels::Kernels& kernels,
+                                               const ModelOptions& options = {});
+  // Loads a checkpoint directory and creates the model.
+  static Result<std::unique_ptr<Model>> load(const std::string& dir,
+                                             const kernels::Kernels& kernels,
+                                             const LoadOptions& load_options = {},
+                                             const ModelOptions& options = {});
+
+  const DeepSeekV4Config& config() const { return weights_->config; }
+  const ModelWeights& weights() const { return *weights_; }
+  int64_t max_seq_len() const { return max_seq_len_; }
+  uint64_t scratch_bytes() const { return arena_.capacity(); }
+
+  // Runs the tokens of `request` through the model, appending them to `cache`.
+  Status forward(SequenceCacheView& cache, const ForwardRequest& request);
+
+ private:
+  Model() = default;
+  Status check_request(const SequenceCacheView& cache, const ForwardRequest& r) const;
+  void run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t first, int64_t n);
+
+  const kernels::Kernels* kernels_ = nullptr;
+  std::unique_ptr<ModelWeights> weights_;
+  std::vector<RopeTable> rope_;  // per block
+  int64_t max_chunk_ = 0;
+  int64_t max_seq_len_ = 0;
+  MemoryStats scratch_stats_;
+  Arena arena_;  // every activation buffer (Scratch), sized at creation
+  Scratch scratch_;
+};
+
+}  // namespace frugal::v4

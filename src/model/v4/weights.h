@@ -1,0 +1,130 @@
+// DeepSeek-V4 weights bound to typed views: every tensor of the tensor table, looked up by its
+// typed id (never by name), checked (dtype, shape, e8m0 NaN scales, tid2eid range) and turned
+// into the view the forward pass uses. Linear weights stay in the mapped checkpoint in their
+// stored format (FP8/FP4/bf16/f32, dequantized exactly by the kernels, doc §2.B); small vectors
+// (norm weights, biases, ape, hc params) are copied to owned f32 when they are bf16 or misaligned.
+// One exception: wo_a is read one group of o_lora_rank rows at a time, and an FP8 row slice must
+// start on a 128-row scale block; when o_lora_rank is not a multiple of 128 (small test models
+// only) wo_a is dequantized to f32 at load (exact, logged).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/memory.h"
+#include "core/status.h"
+#include "format/safetensors.h"
+#include "model/v4/config.h"
+#include "quant/weight_view.h"
+
+namespace frugal::v4 {
+
+using quant::WeightView;
+
+// Whether the shared expert's SwiGLU is clamped (doc §2.7): the current upstream model.py and
+// llama.cpp clamp it (default); the first published V4-Flash model.py did not.
+enum class SharedExpertClamp : uint8_t { kClamped, kUnclamped };
+
+struct LoadOptions {
+  SharedExpertClamp shared_expert_clamp = SharedExpertClamp::kClamped;
+  // Scan e8m0 scale bytes and tid2eid ids (check_checkpoint); reads ~5% of a real checkpoint.
+  bool scan_values = true;
+};
+
+// mirrors Block.hc_{attn,ffn}_{fn,base,scale} and the hc_head_* of Transformer / MTPBlock.
+struct HcWeights {
+  const float* fn = nullptr;     // [rows, hc*dim]: rows = (2+hc)*hc for blocks, hc for heads
+  const float* base = nullptr;   // [rows]
+  const float* scale = nullptr;  // [3] for blocks, [1] for heads
+};
+
+// mirrors Compressor (main: width head_dim, rotate false; indexer: width index_head_dim, rotate).
+struct CompressorWeights {
+  int64_t ratio = 0;            // 0 = none
+  int64_t width = 0;            // d: output width of one entry
+  bool overlap = false;         // ratio == 4: two halves, c = 2
+  bool rotate = false;          // Hadamard + FP4 (indexer) instead of FP8 (main)
+  WeightView wkv;               // [c*d, dim] bf16
+  WeightView wgate;             // [c*d, dim] bf16
+  const float* ape = nullptr;   // [ratio, c*d]
+  const float* norm = nullptr;  // [d]
+};
+
+// mirrors Indexer (CSA blocks only).
+struct IndexerWeights {
+  WeightView wq_b;          // [index_n_heads*index_head_dim, q_lora_rank] fp8
+  WeightView weights_proj;  // [index_n_heads, dim] bf16
+  CompressorWeights compressor;
+};
+
+// mirrors Attention.
+struct AttentionWeights {
+  const float* attn_sink = nullptr;     // [n_heads]
+  WeightView wq_a;                      // [q_lora_rank, dim]
+  const float* q_norm = nullptr;        // [q_lora_rank]
+  WeightView wq_b;                      // [n_heads*head_dim, q_lora_rank]
+  WeightView wkv;                       // [head_dim, dim]
+  const float* kv_norm = nullptr;       // [head_dim]
+  WeightView wo_a;                      // [o_groups*o_lora_rank, n_heads*head_dim/o_groups]
+  std::vector<WeightView> wo_a_groups;  // [o_groups] x [o_lora_rank, n_heads*head_dim/o_groups]
+  WeightView wo_b;                      // [dim, o_groups*o_lora_rank]
+  CompressorWeights compressor;         // ratio 0 = window-only block
+  IndexerWeights indexer;               // ratio 4 only
+};
+
+struct ExpertWeights {
+  WeightView w1, w2, w3;  // [inter, dim], [dim, inter], [inter, dim]
+};
+
+// mirrors Gate + MoE.
+struct MoeWeights {
+  WeightView gate;                     // [n_routed_experts, dim] bf16
+  const float* bias = nullptr;         // [n_routed_experts], non-hash blocks
+  const int32_t* tid2eid = nullptr;    // [vocab, n_activated_experts], hash blocks (checked ids)
+  std::vector<ExpertWeights> experts;  // [n_routed_experts]
+  ExpertWeights shared;
+  float shared_swiglu_limit = 0.0f;  // 0 = unclamped
+};
+
+// mirrors MTPBlock's own parameters (MTP blocks only).
+struct MtpWeights {
+  WeightView e_proj, h_proj;  // [dim, dim]
+  const float* enorm = nullptr;
+  const float* hnorm = nullptr;
+  const float* norm = nullptr;
+  HcWeights hc_head;
+};
+
+struct BlockWeights {
+  const float* attn_norm = nullptr;
+  const float* ffn_norm = nullptr;
+  HcWeights hc_attn, hc_ffn;
+  AttentionWeights attn;
+  MoeWeights ffn;
+  MtpWeights mtp;
+};
+
+struct ModelWeights {
+  DeepSeekV4Config config;
+  WeightView embed;  // [vocab, dim] bf16 (rows read by dequant_row)
+  WeightView head;   // [vocab, dim]
+  const float* norm = nullptr;
+  HcWeights hc_head;
+  std::vector<BlockWeights> blocks;  // n_layers main blocks, then the MTP blocks
+
+  format::Checkpoint checkpoint;  // owns the mapped files the views point into
+  MemoryStats owned_stats;        // bytes copied at load (bf16 -> f32 vectors, tid2eid)
+  std::vector<AlignedBuffer> owned;
+};
+
+// Checks that the forward pass supports `config` (beyond what validate_config checks).
+Status check_model_supported(const DeepSeekV4Config& config);
+
+// Loads config.json and the checkpoint in `dir`, checks every tensor against the tensor table and
+// binds it. Any problem is an error naming the file, tensor and what was expected.
+Result<std::unique_ptr<ModelWeights>> load_weights(const std::string& dir,
+                                                   const LoadOptions& options = {});
+
+}  // namespace frugal::v4

@@ -1,0 +1,203 @@
+// Drives the real `frugal` binary through the engine commands on the shipped tiny model (or
+// FRUGAL_TEST_MODEL_DIR): run (deterministic greedy and seeded output, the summary line), chat
+// over a pipe, mem --json, bench --json, synth (the output loads and runs like a checkpoint),
+// and one clear error line for bad arguments.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+const std::string kBin = FRUGAL_BIN;
+
+std::string model_dir() {
+  const char* env = std::getenv("FRUGAL_TEST_MODEL_DIR");
+  return env != nullptr && *env != '\0' ? env : std::string(FRUGAL_SOURCE_DIR) + "/models/tiny-v4";
+}
+
+struct RunResult {
+  int rc = -1;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs kBin with `args` and `input` on stdin (a file, so stdin is not a terminal).
+RunResult run(const std::vector<std::string>& args, const std::string& input = "") {
+  const std::string base = ::testing::TempDir() + "frugal_engine_cli_" + std::to_string(getpid());
+  const std::string in_path = base + "_in", out_path = base + "_out", err_path = base + "_err";
+  std::ofstream(in_path, std::ios::binary) << input;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int in = open(in_path.c_str(), O_RDONLY);
+    const int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(kBin.c_str()));
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(kBin.c_str(), argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  RunResult r;
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out_path);
+  r.err = slurp(err_path);
+  return r;
+}
+
+int count_lines(const std::string& s) {
+  return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
+}
+
+TEST(RunCommand, GreedyIsDeterministicWithSummary) {
+  const std::vector<std::string> args = {"run", "-m", model_dir(), "-p", "ROMEO:", "--temp",
+                                         "0",   "-n", "16",        "-t", "1"};
+  const RunResult a = run(args), b = run(args);
+  ASSERT_EQ(a.rc, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_EQ(a.out.rfind("ROMEO:", 0), 0u) << a.out;  // the prompt, then the completion
+  EXPECT_GT(a.out.size(), std::string("ROMEO:\n").size());
+  EXPECT_EQ(count_lines(a.err), 1) << a.err;
+  EXPECT_NE(a.err.find("prompt 3 tok"), std::string::npos) << a.err;
+  EXPECT_NE(a.err.find("generated 16 tok"), std::string::npos) << a.err;
+  EXPECT_NE(a.err.find("decode "), std::string::npos);
+  EXPECT_NE(a.err.find("peak rss"), std::string::npos);
+}
+
+TEST(RunCommand, SeededSamplingIsReproducible) {
+  auto args = [](const std::string& seed) {
+    return std::vector<std::string>{
+        "run", "-m",      model_dir(), "-p", "ROMEO:", "--temp", "1",  "--top-k",
+        "0",   "--top-p", "1",         "-n", "24",     "--seed", seed, "--ignore-eos"};
+  };
+  const RunResult a = run(args("5")), b = run(args("5")), c = run(args("6"));
+  ASSERT_EQ(a.rc, 0) << a.err;
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_NE(a.out, c.out);
+}
+
+TEST(RunCommand, BadArgumentsGiveOneErrorLine) {
+  const std::vector<std::vector<std::string>> cases = {
+      {"run", "-m", "/nonexistent/model", "-p", "x"},
+      {"run", "-m", model_dir(), "-p", "x", "-n", "many"},
+      {"run", "-m", model_dir(), "-p", "x", "--cache", "fp4"},
+      {"run", "-m", model_dir(), "-p", "x", "--bogus"},
+      {"run", "-m", model_dir()},
+      {"mem", "-m", model_dir(), "--ctx", "0"},
+      {"bench", "-m", model_dir(), "--prompt", "-3"},
+      {"synth", "--preset", "v5", "-o", ::testing::TempDir() + "x"},
+  };
+  for (const auto& args : cases) {
+    const RunResult r = run(args);
+    EXPECT_NE(r.rc, 0) << args[0];
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find("error:"), std::string::npos) << r.err;
+  }
+}
+
+TEST(ChatCommand, WorksOverAPipeWithHistoryAndReset) {
+  const std::vector<std::string> args = {"chat", "-m", model_dir(), "--temp", "0", "-n", "8", "-v"};
+  const RunResult one = run(args, "Hello\n");
+  ASSERT_EQ(one.rc, 0) << one.err;
+  ASSERT_FALSE(one.out.empty());
+  // A second turn reuses the cache (its prompt extends the first turn's ids); /reset starts over
+  // and the same first line gives the same reply; /exit ends before "ignored".
+  const RunResult r = run(args, "Hello\nAnd then?\n/reset\nHello\n/exit\nignored\n");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("[new conversation]"), std::string::npos);
+  std::vector<std::string> summaries;
+  std::istringstream err(r.err);
+  for (std::string line; std::getline(err, line);) {
+    if (line.find("prompt ") != std::string::npos) summaries.push_back(line);
+  }
+  ASSERT_EQ(summaries.size(), 3u) << r.err;
+  EXPECT_NE(summaries[0].find("(reused 0)"), std::string::npos);
+  EXPECT_EQ(summaries[1].find("(reused 0)"), std::string::npos) << summaries[1];
+  EXPECT_NE(summaries[2].find("(reused 0)"), std::string::npos);
+  EXPECT_EQ(r.out.substr(0, one.out.size()), one.out);
+  EXPECT_EQ(r.out.substr(r.out.size() - one.out.size()), one.out);
+}
+
+TEST(MemCommand, JsonHasThePlan) {
+  const RunResult r = run({"mem", "-m", model_dir(), "--ctx", "4096", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  uint64_t by_kind = 0;
+  for (const auto& [k, v] : j.at("weights_by_kind").items()) by_kind += v.get<uint64_t>();
+  EXPECT_EQ(by_kind, j.at("weights_bytes").get<uint64_t>());
+  EXPECT_GT(j.at("weights_bytes").get<uint64_t>(), 1000000u);
+  for (const char* f : {"fp8", "bf16"}) {
+    EXPECT_GT(j.at("kv_bytes_per_token").at(f).get<double>(), 0.0);
+    EXPECT_GT(j.at("kv_bytes_total").at(f).get<uint64_t>(),
+              j.at("fixed_state_bytes").get<uint64_t>() / 2);
+  }
+  EXPECT_LT(j.at("kv_bytes_per_token").at("fp8").get<double>(),
+            j.at("kv_bytes_per_token").at("bf16").get<double>());
+  EXPECT_GT(j.at("mla_bytes_per_token").get<double>(),
+            j.at("kv_bytes_per_token").at("fp8").get<double>());
+  EXPECT_GT(j.at("mha_bytes_per_token").get<double>(), j.at("mla_bytes_per_token").get<double>());
+  EXPECT_GT(j.at("activation_bytes").get<uint64_t>(), 0u);
+}
+
+TEST(BenchCommand, JsonHasPositiveFigures) {
+  const RunResult r = run({"bench", "-m", model_dir(), "--json", "--prompt", "32", "--gen", "8",
+                           "--bandwidth-mib", "256"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  for (const char* k : {"prefill_tokens_per_s", "decode_tokens_per_s", "decode_weight_gbps",
+                        "read_bandwidth_gbps", "roofline_fraction"}) {
+    ASSERT_TRUE(j.contains(k)) << k;
+    const double v = j.at(k).get<double>();
+    EXPECT_GT(v, 0.0) << k;
+    EXPECT_TRUE(std::isfinite(v)) << k;
+  }
+  EXPECT_NEAR(j.at("roofline_fraction").get<double>(),
+              j.at("decode_weight_gbps").get<double>() / j.at("read_bandwidth_gbps").get<double>(),
+              1e-9);
+}
+
+// synth --preset tiny writes a checkpoint that loads like an official one: Model::load checks
+// every tensor against the table (check_checkpoint), and bench runs prefill and decode on it.
+TEST(SynthCommand, TinyPresetLoadsAndRuns) {
+  const std::string dir = ::testing::TempDir() + "frugal_synth_tiny_" + std::to_string(getpid());
+  std::filesystem::remove_all(dir);
+  const RunResult s = run({"synth", "--preset", "tiny", "-o", dir, "--seed", "3"});
+  ASSERT_EQ(s.rc, 0) << s.err;
+  EXPECT_TRUE(std::filesystem::exists(dir + "/config.json"));
+  const RunResult b = run({"bench", "-m", dir, "--json", "--prompt", "8", "--gen", "2",
+                           "--bandwidth-mib", "64", "--reps", "1"});
+  ASSERT_EQ(b.rc, 0) << b.err;
+  EXPECT_GT(nlohmann::json::parse(b.out).at("decode_tokens_per_s").get<double>(), 0.0);
+  const RunResult l = run({"synth", "--preset", "tiny", "--layers", "2", "-o", dir + "_2"});
+  ASSERT_EQ(l.rc, 0) << l.err;
+  const RunResult m = run({"mem", "-m", dir + "_2", "--json", "--ctx", "64"});
+  ASSERT_EQ(m.rc, 0) << m.err;
+  EXPECT_LT(nlohmann::json::parse(m.out).at("weights_bytes").get<uint64_t>(),
+            nlohmann::json::parse(run({"mem", "-m", dir, "--json"}).out)
+                .at("weights_bytes")
+                .get<uint64_t>());
+  std::filesystem::remove_all(dir);
+  std::filesystem::remove_all(dir + "_2");
+}
+
+}  // namespace
