@@ -160,7 +160,11 @@ void fp4_rows(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, cons
   };
   for (int64_t c = 0; c < n_plain; ++c) {
 #pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) chunk(r, c, w + r * ldw + 32 * c);
+    for (int r = 0; r < R; ++r) {
+      // As in avx512_gemv.cpp: the offset loads of odd chunks straddle into the next line.
+      _mm_prefetch(reinterpret_cast<const char*>(w + r * ldw + 32 * c + 4096), _MM_HINT_T0);
+      chunk(r, c, w + r * ldw + 32 * c);
+    }
   }
   for (int64_t c = n_plain; c < n_chunks; ++c) {
     const int64_t nb = bytes - 32 * c < 32 ? bytes - 32 * c : 32;
