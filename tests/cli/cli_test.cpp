@@ -1,10 +1,7 @@
 // Drives the real `frugal` binary: tokenize / detokenize round trips against the reference ids,
 // render and parse against the official-encoder fixtures, and one clear error line (with a
 // non-zero exit code) for every kind of bad argument.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
@@ -12,53 +9,17 @@
 #include <string>
 #include <vector>
 
+#include "run_binary.h"
+
+namespace frugal {
 namespace {
 
 const std::string kRoot = FRUGAL_SOURCE_DIR;
-const std::string kBin = FRUGAL_BIN;
+using cli_test::kBin;
 
-struct RunResult {
-  int rc = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Runs kBin with `args`, stdin from `input`; captures stdout, stderr and the exit code.
-RunResult run(const std::vector<std::string>& args, const std::string& input = "") {
-  // Per-process names: ctest runs the tests of this binary in parallel processes.
-  const std::string dir = ::testing::TempDir() + "frugal_cli_" + std::to_string(getpid());
-  const std::string in_path = dir + "_in", out_path = dir + "_out", err_path = dir + "_err";
-  std::ofstream(in_path, std::ios::binary) << input;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int in = open(in_path.c_str(), O_RDONLY);
-    const int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(err, 2);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(kBin.c_str()));
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    // Run from the build tree so the default model comes from FRUGAL_DEFAULT_MODEL_DIR.
-    execv(kBin.c_str(), argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  RunResult r;
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(out_path);
-  r.err = slurp(err_path);
-  return r;
-}
+using cli_test::run;
+using cli_test::RunResult;
+using cli_test::slurp;
 
 const std::string kModel = kRoot + "/models/tiny-v4";
 const std::string kTok = kRoot + "/tests/fixtures/tokenizer/";
@@ -199,3 +160,4 @@ TEST(Cli, EveryBadArgumentGivesOneClearErrorLine) {
 }
 
 }  // namespace
+}  // namespace frugal

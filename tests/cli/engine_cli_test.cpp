@@ -2,10 +2,7 @@
 // FRUGAL_TEST_MODEL_DIR): run (deterministic greedy and seeded output, the summary line), chat
 // over a pipe, mem --json, bench --json, synth (the output loads and runs like a checkpoint),
 // and one clear error line for bad arguments.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -15,55 +12,21 @@
 #include <string>
 #include <vector>
 
+#include "run_binary.h"
+
+namespace frugal {
 namespace {
 
-const std::string kBin = FRUGAL_BIN;
+using cli_test::kBin;
 
 std::string model_dir() {
   const char* env = std::getenv("FRUGAL_TEST_MODEL_DIR");
   return env != nullptr && *env != '\0' ? env : std::string(FRUGAL_SOURCE_DIR) + "/models/tiny-v4";
 }
 
-struct RunResult {
-  int rc = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Runs kBin with `args` and `input` on stdin (a file, so stdin is not a terminal).
-RunResult run(const std::vector<std::string>& args, const std::string& input = "") {
-  const std::string base = ::testing::TempDir() + "frugal_engine_cli_" + std::to_string(getpid());
-  const std::string in_path = base + "_in", out_path = base + "_out", err_path = base + "_err";
-  std::ofstream(in_path, std::ios::binary) << input;
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int in = open(in_path.c_str(), O_RDONLY);
-    const int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(in, 0);
-    dup2(out, 1);
-    dup2(err, 2);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(kBin.c_str()));
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(kBin.c_str(), argv.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
-  RunResult r;
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(out_path);
-  r.err = slurp(err_path);
-  return r;
-}
+using cli_test::run;
+using cli_test::RunResult;
+using cli_test::slurp;
 
 int count_lines(const std::string& s) {
   return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
@@ -201,3 +164,4 @@ TEST(SynthCommand, TinyPresetLoadsAndRuns) {
 }
 
 }  // namespace
+}  // namespace frugal

@@ -107,15 +107,16 @@ TEST(V4Load, ExpertIdOutOfRange) {
 TEST(V4Load, NanFp8WeightCode) {
   std::vector<std::byte> data;
   std::string name;
-  const std::string dir = write_checkpoint("nan-e4m3", fixture_config(), [&](auto& ts, auto& table) {
-    name = table.find(TensorKind::kWqA, 1)->name;
-    for (auto& t : ts) {
-      if (t.name != name) continue;
-      data.assign(t.data.begin(), t.data.end());
-      data[37] = std::byte{0x7f};  // e4m3fn NaN
-      t.data = data;
-    }
-  });
+  const std::string dir =
+      write_checkpoint("nan-e4m3", fixture_config(), [&](auto& ts, auto& table) {
+        name = table.find(TensorKind::kWqA, 1)->name;
+        for (auto& t : ts) {
+          if (t.name != name) continue;
+          data.assign(t.data.begin(), t.data.end());
+          data[37] = std::byte{0x7f};  // e4m3fn NaN
+          t.data = data;
+        }
+      });
   const std::string err = load_error(dir);
   EXPECT_NE(err.find(name), std::string::npos) << err;
   EXPECT_NE(err.find("NaN"), std::string::npos) << err;

@@ -76,9 +76,8 @@ class Binder {
       data = copy;
     }
     const std::string what = *t->file + ": " + t->name;
-    FRUGAL_ASSIGN_OR_RETURN(
-        WeightView view,
-        quant::make_weight_view(f, rows, cols, data, t->size, scales, scale_bytes, what));
+    FRUGAL_ASSIGN_OR_RETURN(WeightView view, quant::make_weight_view(f, rows, cols, data, t->size,
+                                                                     scales, scale_bytes, what));
     // The SIMD kernels assume NaN-free codes (they decode e4m3 0x7f/0xff as 480): reject them here.
     FRUGAL_RETURN_IF_ERROR(quant::check_weight_codes(view, what));
     return view;
