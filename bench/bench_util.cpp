@@ -6,28 +6,23 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <string>
 
 #include "core/convert.h"
+#include "kernels/kernels.h"
 
 namespace frugal::bench {
 namespace {
 
-// Sum of 64-bit words in four independent chains (vectorised by the compiler): a read-only
-// stream whose speed is the memory's, not the core's.
-uint64_t read_sum(const uint64_t* p, int64_t n) {
-  uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  for (int64_t i = 0; i + 4 <= n; i += 4) {
-    s0 += p[i];
-    s1 += p[i + 1];
-    s2 += p[i + 2];
-    s3 += p[i + 3];
-  }
-  return s0 + s1 + s2 + s3;
+// The best kernel level of this CPU: its probes are the ones the kernels are rated against.
+const kernels::Kernels& probe_kernels() {
+  static const kernels::Kernels k = must(kernels::Kernels::create({.isa = kernels::best_isa()}));
+  return k;
 }
 
 // The machine's read roofline: a huge-page-advised buffer above the LLC, read by `threads`
-// threads of the same kind of pool the kernels use, each reading its 1 MiB work items as four
-// streams of 64-byte loads (AVX-512 when the CPU has it; else a baseline loop).
+// threads of the same kind of pool the kernels use, each reading its 1 MiB work items with
+// Kernels::read_stream (four streams of the widest loads), as frugal bench does.
 void BM_ReadBandwidth(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
   constexpr uint64_t kBytes = kWorkingSetBytes;
@@ -41,14 +36,12 @@ void BM_ReadBandwidth(benchmark::State& state) {
   const auto* p = buf.as<const uint64_t>();
   const int64_t n_chunks = static_cast<int64_t>(kBytes / 8) / kChunkWords;
   ThreadPool* tp = pool(threads);
-  const bool wide = kernels::isa_supported(kernels::Isa::kAvx512);
+  const kernels::Kernels& k = probe_kernels();
   for (auto _ : state) {
     uint64_t sums[64] = {};
     auto body = [&](int64_t b, int64_t e, int t) {
-      for (int64_t c = b; c < e; ++c) {
-        sums[t & 63] += wide ? read_stream_avx512(p + c * kChunkWords, kChunkWords)
-                             : read_sum(p + c * kChunkWords, kChunkWords);
-      }
+      for (int64_t c = b; c < e; ++c)
+        sums[t & 63] |= k.read_stream(p + c * kChunkWords, kChunkWords);
     };
     if (tp != nullptr) {
       tp->parallel_for(n_chunks, 1, body);
@@ -60,29 +53,27 @@ void BM_ReadBandwidth(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * kBytes));
 }
 
-// The FMA peak of the widest vector ISA this CPU has, per thread count. Items = flops.
+// The f32 FMA peak of the best kernel level (Kernels::fma_peak), per thread count. Items = flops.
 void BM_FmaPeak(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
-  const bool avx512 = kernels::isa_supported(kernels::Isa::kAvx512);
   constexpr int64_t kIters = 1 << 22;
   ThreadPool* tp = pool(threads);
-  uint64_t lanes_fmas = 0;
+  const kernels::Kernels& k = probe_kernels();
+  uint64_t flops = 0;
   for (auto _ : state) {
     uint64_t done[64] = {};
     auto body = [&](int64_t b, int64_t e, int t) {
-      for (int64_t i = b; i < e; ++i) {
-        done[t & 63] += avx512 ? fma_peak_avx512(kIters) : fma_peak_avx2(kIters);
-      }
+      for (int64_t i = b; i < e; ++i) done[t & 63] += k.fma_peak(kIters);
     };
     if (tp != nullptr) {
       tp->parallel_for(threads, 1, body);
     } else {
       body(0, 1, 0);
     }
-    for (uint64_t d : done) lanes_fmas += d;
+    for (uint64_t d : done) flops += d;
   }
-  state.SetItemsProcessed(static_cast<int64_t>(2 * lanes_fmas));
-  state.SetLabel(avx512 ? "avx512 f32 fma" : "avx2 f32 fma");
+  state.SetItemsProcessed(static_cast<int64_t>(flops));
+  state.SetLabel(std::string(kernels::isa_name(k.isa())) + " f32 fma");
 }
 
 }  // namespace

@@ -39,10 +39,4 @@ void fill_random_codes(quant::WeightFormat f, uint8_t* p, uint64_t n);
 void register_probes();               // BM_ReadBandwidth, BM_FmaPeak
 void register_ops(kernels::Isa isa);  // norms, rope, attention, top-k, swiglu, hyper-connections
 
-// Peak-FMA loops (bench/peak_*.cpp, built with their ISA's flags): fused multiply-adds done.
-uint64_t fma_peak_avx512(int64_t iters);
-uint64_t fma_peak_avx2(int64_t iters);
-// Read probe with 64-byte loads over four streams (bench/peak_avx512.cpp).
-uint64_t read_stream_avx512(const uint64_t* p, int64_t n_words);
-
 }  // namespace frugal::bench

@@ -1,5 +1,6 @@
-// frugal bench -m DIR [--prompt N] [--gen N] [--reps R] [--json] [-t T]: end-to-end speed of
-// one sequence, batch 1, and how close decode comes to the memory-bandwidth roofline.
+// frugal bench -m DIR [--prompt N] [--gen N] [--reps R] [--json] [-t T] [--weights-in-ram]
+//              [--no-scaling] [--no-kernels]: end-to-end speed of one sequence, batch 1, rated
+// against the machine's limits measured in the same run.
 //
 // Each repetition starts a new sequence: a prefill of N prompt tokens (fixed pseudo-random ids,
 // the same every run), then --gen greedy decode steps. Reported: medians over the repetitions.
@@ -7,20 +8,28 @@
 //     per token are those a decode step reads (engine/memory_plan.h): every non-expert tensor of
 //     the main blocks and the head, one embedding row, and num_experts_per_tok routed experts
 //     (weights + scales) in every main block. MTP blocks do not run in decode.
-//   read_bandwidth_gbps: a streaming sum over a buffer larger than the LLC by the same threads
-//     (engine/bandwidth.h), measured in the same run, after the model timings.
-//   roofline_fraction = decode_weight_gbps / read_bandwidth_gbps.
+//   read_bandwidth_gbps: Kernels::read_stream over a buffer larger than the LLC on the same
+//     threads (engine/probes.h); roofline_fraction = decode_weight_gbps / read_bandwidth_gbps.
+//   prefill_matmul_gflops = prefill tokens/s x prefill_matmul_flops_per_token (memory_plan.h),
+//     rated against the f32 FMA peak of the same threads (the prefill matmuls are f32 FMA).
+//   scaling: the same timings on one thread (unless --no-scaling or -t 1).
+//   gemv: Kernels::matmul(m = 1) per weight format on V4-Flash shapes over a ring of matrices
+//     larger than the LLC, GB/s and fraction of the read bandwidth (unless --no-kernels).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "cli/command.h"
-#include "engine/bandwidth.h"
 #include "engine/engine.h"
 #include "engine/memory_plan.h"
+#include "engine/probes.h"
+#include "quant/weight.h"
 
 namespace frugal::cli {
 namespace {
@@ -34,6 +43,10 @@ struct BenchOptions {
   int threads = 0;
   std::string cache = "fp8";
   uint64_t bandwidth_mib = 512;
+  bool weights_in_ram = false;
+  int64_t chunk = 512;
+  bool no_scaling = false;
+  bool no_kernels = false;
 };
 
 double median(std::vector<double> v) {
@@ -43,14 +56,23 @@ double median(std::vector<double> v) {
 
 using Clock = std::chrono::steady_clock;
 
-Status run_bench(const BenchOptions& o) {
-  if (o.prompt < 1) return invalid_argument("--prompt must be at least 1");
+struct Timings {
+  int threads = 0;
+  double prefill_tps = 0;  // medians
+  double decode_tps = 0;
+};
+
+// Loads the model with `threads` workers and times o.reps sequences.
+Result<Timings> time_model(const BenchOptions& o, int threads,
+                           std::unique_ptr<engine::Engine>* keep = nullptr) {
   engine::EngineOptions eo;
   eo.model_dir = o.model;
-  eo.threads = o.threads;
+  eo.threads = threads;
   FRUGAL_ASSIGN_OR_RETURN(eo.cache, engine::parse_cache_format(o.cache));
   eo.max_seq_len = o.prompt + o.gen + 1;
   eo.load_tokenizer = false;
+  eo.weights_in_ram = o.weights_in_ram;
+  eo.max_chunk = std::min(o.chunk, o.prompt);
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
   const v4::DeepSeekV4Config& c = eng->config();
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<kv::V4SequenceCache> cache, eng->new_cache());
@@ -78,42 +100,134 @@ Status run_bench(const BenchOptions& o) {
                            std::chrono::duration<double>(Clock::now() - t0).count());
     }
   }
+  Timings t{.threads = eng->pool().n_threads(),
+            .prefill_tps = median(prefill_tps),
+            .decode_tps = median(decode_tps)};
+  if (keep != nullptr) *keep = std::move(eng);
+  return t;
+}
+
+struct GemvCase {
+  quant::WeightFormat format;
+  int64_t rows, cols;  // V4-Flash shapes: attention / shared expert, routed expert, wo_a, hc
+};
+constexpr GemvCase kGemvCases[] = {
+    {quant::WeightFormat::kFP8Block, 4096, 4096},
+    {quant::WeightFormat::kMXFP4, 2048, 4096},
+    {quant::WeightFormat::kBF16, 4096, 4096},
+    {quant::WeightFormat::kF32, 4096, 4096},
+};
+
+Status run_bench(const BenchOptions& o) {
+  if (o.prompt < 1) return invalid_argument("--prompt must be at least 1");
+  std::unique_ptr<engine::Engine> eng;
+  FRUGAL_ASSIGN_OR_RETURN(const Timings main, time_model(o, o.threads, &eng));
+  const v4::DeepSeekV4Config c = eng->config();
+  const kernels::Kernels& k = eng->kernels();
+  const uint64_t peak_rss = engine::peak_rss_bytes();
+
   const uint64_t bytes_per_token = engine::decode_weight_bytes_per_token(c);
-  FRUGAL_ASSIGN_OR_RETURN(double bw,
-                          engine::measure_read_bandwidth(
-                              &eng->pool(), {.bytes = o.bandwidth_mib << 20, .repetitions = 5}));
-  const double prefill = median(prefill_tps), decode = median(decode_tps);
-  const double weight_gbps = static_cast<double>(bytes_per_token) * decode / 1e9;
+  const uint64_t flops_per_token = engine::prefill_matmul_flops_per_token(c);
+  FRUGAL_ASSIGN_OR_RETURN(
+      const double bw,
+      engine::measure_read_bandwidth(k, {.bytes = o.bandwidth_mib << 20, .repetitions = 5}));
+  const double fma_peak = engine::measure_fma_peak(k);
+  const std::string isa(kernels::isa_name(k.isa()));
+  const double weight_gbps = static_cast<double>(bytes_per_token) * main.decode_tps / 1e9;
   const double fraction = bw > 0 ? weight_gbps / bw : 0.0;
+  const double prefill_gflops = static_cast<double>(flops_per_token) * main.prefill_tps / 1e9;
+  const bool amx = kernels::isa_supported(kernels::Isa::kAmx);
+
+  std::vector<std::pair<GemvCase, double>> gemv;
+  if (!o.no_kernels) {
+    for (const GemvCase& g : kGemvCases) {
+      FRUGAL_ASSIGN_OR_RETURN(const double gbps,
+                              engine::measure_gemv(k, {.format = g.format,
+                                                       .rows = g.rows,
+                                                       .cols = g.cols,
+                                                       .ring_bytes = o.bandwidth_mib << 20}));
+      gemv.emplace_back(g, gbps);
+    }
+  }
+  eng.reset();  // before the one-thread run loads the model again
+
+  std::optional<Timings> one;
+  if (!o.no_scaling && main.threads > 1) {
+    FRUGAL_ASSIGN_OR_RETURN(one, time_model(o, 1));
+  }
+  auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
+
   if (o.json) {
     nlohmann::json j = {{"model", o.model},
-                        {"threads", eng->pool().n_threads()},
+                        {"isa", isa},
+                        {"threads", main.threads},
                         {"cache", o.cache},
+                        {"weights", o.weights_in_ram ? "huge_pages" : "mapped"},
                         {"prompt_tokens", o.prompt},
                         {"gen_tokens", o.gen},
                         {"repetitions", std::max(o.reps, 1)},
-                        {"prefill_tokens_per_s", prefill},
-                        {"decode_tokens_per_s", decode},
+                        {"prefill_tokens_per_s", main.prefill_tps},
+                        {"decode_tokens_per_s", main.decode_tps},
                         {"decode_weight_bytes_per_token", bytes_per_token},
                         {"decode_weight_gbps", weight_gbps},
                         {"read_bandwidth_gbps", bw},
                         {"roofline_fraction", fraction},
-                        {"peak_rss_bytes", engine::peak_rss_bytes()}};
+                        {"prefill_matmul_flops_per_token", flops_per_token},
+                        {"prefill_matmul_gflops", prefill_gflops},
+                        {"fma_peak_gflops", fma_peak},
+                        {"prefill_fraction_of_fma_peak", ratio(prefill_gflops, fma_peak)},
+                        {"amx_available", amx},
+                        {"peak_rss_bytes", peak_rss}};
+    if (one) {
+      j["scaling"] = {
+          {"threads_1",
+           {{"prefill_tokens_per_s", one->prefill_tps}, {"decode_tokens_per_s", one->decode_tps}}},
+          {"prefill_speedup", ratio(main.prefill_tps, one->prefill_tps)},
+          {"decode_speedup", ratio(main.decode_tps, one->decode_tps)}};
+    }
+    if (!gemv.empty()) {
+      nlohmann::json g = nlohmann::json::array();
+      for (const auto& [cs, gbps] : gemv) {
+        g.push_back({{"format", std::string(quant::weight_format_name(cs.format))},
+                     {"rows", cs.rows},
+                     {"cols", cs.cols},
+                     {"gbps", gbps},
+                     {"fraction_of_read_bandwidth", ratio(gbps, bw)}});
+      }
+      j["gemv"] = g;
+    }
     return write_output(j.dump() + "\n");
   }
-  char buf[640];
-  std::snprintf(buf, sizeof(buf),
-                "model %s, %d threads, %s cache, medians of %d runs\n"
-                "prefill %lld tokens: %.1f tok/s\n"
-                "decode %lld tokens: %.2f tok/s\n"
-                "weights read per decode token: %s -> %.2f GB/s\n"
-                "read bandwidth (same run): %.2f GB/s; roofline fraction %.1f %%\n"
-                "peak rss %s\n",
-                o.model.c_str(), eng->pool().n_threads(), o.cache.c_str(), std::max(o.reps, 1),
-                static_cast<long long>(o.prompt), prefill, static_cast<long long>(o.gen), decode,
-                engine::format_bytes(bytes_per_token).c_str(), weight_gbps, bw, 100.0 * fraction,
-                engine::format_bytes(engine::peak_rss_bytes()).c_str());
-  return write_output(buf);
+  std::string out;
+  char buf[512];
+  auto add = [&](const char* fmt, auto... args) {
+    std::snprintf(buf, sizeof(buf), fmt, args...);
+    out += buf;
+  };
+  add("model %s, %s kernels, %d threads, %s cache, weights %s, medians of %d runs\n",
+      o.model.c_str(), isa.c_str(), main.threads, o.cache.c_str(),
+      o.weights_in_ram ? "in huge pages" : "mapped", std::max(o.reps, 1));
+  add("prefill %lld tokens: %.1f tok/s = %.1f GFLOP/s of matmuls (%.2f GFLOP/token); f32 FMA "
+      "peak (same run) %.1f GFLOP/s: %.1f %%%s\n",
+      static_cast<long long>(o.prompt), main.prefill_tps, prefill_gflops,
+      static_cast<double>(flops_per_token) / 1e9, fma_peak, 100.0 * ratio(prefill_gflops, fma_peak),
+      amx ? "" : " (no AMX on this CPU)");
+  add("decode %lld tokens: %.2f tok/s\n", static_cast<long long>(o.gen), main.decode_tps);
+  add("weights read per decode token: %s -> %.2f GB/s\n",
+      engine::format_bytes(bytes_per_token).c_str(), weight_gbps);
+  add("read bandwidth (same run): %.2f GB/s; roofline fraction %.1f %%\n", bw, 100.0 * fraction);
+  if (one) {
+    add("1 thread: prefill %.1f tok/s, decode %.2f tok/s; %d threads are %.2fx / %.2fx faster\n",
+        one->prefill_tps, one->decode_tps, main.threads, ratio(main.prefill_tps, one->prefill_tps),
+        ratio(main.decode_tps, one->decode_tps));
+  }
+  for (const auto& [cs, gbps] : gemv) {
+    add("GEMV %-5s [%lld x %lld]: %.2f GB/s = %.1f %% of the read bandwidth\n",
+        std::string(quant::weight_format_name(cs.format)).c_str(), static_cast<long long>(cs.rows),
+        static_cast<long long>(cs.cols), gbps, 100.0 * ratio(gbps, bw));
+  }
+  add("peak rss %s\n", engine::format_bytes(peak_rss).c_str());
+  return write_output(out);
 }
 
 }  // namespace
@@ -122,7 +236,7 @@ Command add_bench(CLI::App& root) {
   auto o = std::make_shared<BenchOptions>();
   o->model = default_model_dir();
   CLI::App* sub = root.add_subcommand(
-      "bench", "Prefill and decode speed, weight GB/s per decode token vs measured bandwidth");
+      "bench", "Prefill and decode speed against the bandwidth and FMA peak measured in the run");
   add_model_option(sub, &o->model);
   sub->add_option("--prompt", o->prompt, "Prompt tokens to prefill")
       ->capture_default_str()
@@ -137,8 +251,16 @@ Command add_bench(CLI::App& root) {
   sub->add_option("-t,--threads", o->threads, "Worker threads (0 = one per CPU)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--cache", o->cache, "KV cache format: fp8, bf16 or f32")->capture_default_str();
+  sub->add_flag("--weights-in-ram", o->weights_in_ram,
+                "Copy the weights into huge-page memory at load (as frugal run --weights-in-ram)");
+  sub->add_option("--chunk", o->chunk,
+                  "Prefill tokens per forward chunk (routed experts are read once per chunk)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_flag("--no-scaling", o->no_scaling, "Skip the one-thread run");
+  sub->add_flag("--no-kernels", o->no_kernels, "Skip the per-format GEMV measurements");
   sub->add_option("--bandwidth-mib", o->bandwidth_mib,
-                  "Working set of the bandwidth probe, MiB (must exceed the LLC)")
+                  "Working set of the bandwidth and GEMV probes, MiB (must exceed the LLC)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   return {sub, [o] { return run_bench(*o); }};

@@ -15,6 +15,7 @@ namespace frugal::cli {
 struct GenFlags {
   std::string model;
   int threads = 0;
+  bool weights_in_ram = false;
   std::string cache = "fp8";
   int64_t ctx = 4096;
   int64_t max_tokens = 128;

@@ -71,6 +71,14 @@ Result<MmapFile> MmapFile::open(const std::string& path) {
   return f;
 }
 
+void release_mapped_pages(const void* p, uint64_t n) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t first = (begin + page - 1) / page * page;
+  const uintptr_t last = (begin + n) / page * page;
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 void MmapFile::advise(MmapAdvice advice, uint64_t offset, uint64_t length) const {
   if (data_ == nullptr || offset >= size_) return;
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
@@ -78,9 +86,15 @@ void MmapFile::advise(MmapAdvice advice, uint64_t offset, uint64_t length) const
   const uint64_t start = offset / page * page;
   int adv = MADV_NORMAL;
   switch (advice) {
-    case MmapAdvice::kNormal: adv = MADV_NORMAL; break;
-    case MmapAdvice::kSequential: adv = MADV_SEQUENTIAL; break;
-    case MmapAdvice::kWillNeed: adv = MADV_WILLNEED; break;
+    case MmapAdvice::kNormal:
+      adv = MADV_NORMAL;
+      break;
+    case MmapAdvice::kSequential:
+      adv = MADV_SEQUENTIAL;
+      break;
+    case MmapAdvice::kWillNeed:
+      adv = MADV_WILLNEED;
+      break;
     case MmapAdvice::kHugePage:
 #ifdef MADV_HUGEPAGE
       adv = MADV_HUGEPAGE;

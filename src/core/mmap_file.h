@@ -17,6 +17,11 @@ enum class MmapAdvice {
   kHugePage,    // ask for transparent huge pages (only effective for page-cache THP / anon copies)
 };
 
+// Drops the resident pages wholly inside [p, p + n) of a read-only file mapping from this
+// process (MADV_DONTNEED): they leave the RSS and re-fault from the file if read again. For
+// data that was copied elsewhere. Partial pages at either end are kept. Failures are ignored.
+void release_mapped_pages(const void* p, uint64_t n);
+
 class MmapFile {
  public:
   MmapFile() = default;

@@ -67,6 +67,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
   e->kernels_ = std::make_unique<kernels::Kernels>(std::move(k));
   v4::LoadOptions lo;
   lo.scan_values = options.scan_values;
+  lo.placement =
+      options.weights_in_ram ? v4::WeightPlacement::kHugePages : v4::WeightPlacement::kMapped;
   FRUGAL_ASSIGN_OR_RETURN(e->model_, v4::Model::load(options.model_dir, *e->kernels_, lo,
                                                      {.max_chunk = options.max_chunk,
                                                       .max_seq_len = options.max_seq_len}));

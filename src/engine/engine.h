@@ -23,6 +23,9 @@ struct EngineOptions {
   int64_t max_seq_len = 4096;  // longest sequence (sizes the activation arena)
   int64_t max_chunk = 64;      // prefill tokens per forward chunk
   bool scan_values = true;     // check e8m0 scales and tid2eid at load
+  // Copy the linear weights into huge-page memory at load (v4::WeightPlacement::kHugePages):
+  // faster decode, RAM for the whole model. Off: they stay in the mapped files.
+  bool weights_in_ram = false;
   bool load_tokenizer = true;
   bool progress = true;  // print load progress on stderr when loading takes over a second
 };
@@ -38,6 +41,7 @@ class Engine {
   bool has_tokenizer() const { return tokenizer_ != nullptr; }
   const EngineOptions& options() const { return options_; }
   ThreadPool& pool() { return *pool_; }
+  const kernels::Kernels& kernels() const { return *kernels_; }
   double load_seconds() const { return load_seconds_; }
 
   Result<std::unique_ptr<kv::V4SequenceCache>> new_cache() const;

@@ -174,6 +174,46 @@ uint64_t decode_weight_bytes_per_token(const v4::DeepSeekV4Config& c) {
   return total;
 }
 
+uint64_t prefill_matmul_flops_per_token(const v4::DeepSeekV4Config& c) {
+  using K = TensorKind;
+  const v4::TensorTable table(c);
+  uint64_t elements = 0;
+  for (const v4::TensorSpec& s : table.entries()) {
+    if (s.block == v4::kNoBlock || s.block >= c.n_layers) continue;
+    uint64_t n = s.numel();
+    if (s.dtype == DType::kI8) n *= 2;  // packed e2m1: two weights per byte
+    switch (s.kind) {
+      case K::kExpertW1:
+      case K::kExpertW2:
+      case K::kExpertW3:
+        if (s.expert < c.n_activated_experts) elements += n;
+        break;
+      case K::kHcAttnFn:
+      case K::kHcFfnFn:
+      case K::kWqA:
+      case K::kWqB:
+      case K::kWkv:
+      case K::kWoA:
+      case K::kWoB:
+      case K::kCompressorWkv:
+      case K::kCompressorWgate:
+      case K::kIndexerWqB:
+      case K::kIndexerWeightsProj:
+      case K::kIndexerCompressorWkv:
+      case K::kIndexerCompressorWgate:
+      case K::kGateWeight:
+      case K::kSharedW1:
+      case K::kSharedW2:
+      case K::kSharedW3:
+        elements += n;
+        break;
+      default:
+        break;
+    }
+  }
+  return 2 * elements;
+}
+
 std::string memory_plan_text(const MemoryPlan& p) {
   std::string out;
   char line[256];

@@ -66,6 +66,12 @@ MemoryPlan plan_memory(const v4::DeepSeekV4Config& c, int64_t ctx);
 //   other + sum over main blocks of n_activated_experts x expert bytes.
 uint64_t decode_weight_bytes_per_token(const v4::DeepSeekV4Config& c);
 
+// Flops of the matrix multiplications one prompt token costs in prefill: 2 x the weight elements
+// it is multiplied with (every linear weight of the main blocks incl. the hyper-connection and
+// gate projections, and num_experts_per_tok routed experts per block). The embedding lookup, the
+// head (run for the last position only), attention scores and MTP blocks are not counted.
+uint64_t prefill_matmul_flops_per_token(const v4::DeepSeekV4Config& c);
+
 std::string memory_plan_text(const MemoryPlan& p);
 std::string memory_plan_json(const MemoryPlan& p);
 

@@ -75,6 +75,13 @@ Result<Kernels> Kernels::create(const KernelOptions& options) {
   return k;
 }
 
+uint64_t Kernels::fma_peak(int64_t iters) const { return table_->fma_peak(iters); }
+
+uint64_t Kernels::read_stream(const uint64_t* p, int64_t n_words) const {
+  FRUGAL_CHECK(n_words % 32 == 0);
+  return table_->read_stream(p, n_words);
+}
+
 void Kernels::matmul(const WeightView& w, int64_t m, const float* x, float* y) const {
   matmul(w, m, x, w.cols, y, w.rows);
 }

@@ -81,6 +81,15 @@ class Kernels {
   void hc_head(const HcHeadArgs& args) const;
   void hc_post(const HcPostArgs& args) const;
 
+  // ---- machine probes: the limits frugal bench and bench/ rate the kernels against ----
+  // `iters` rounds of 12 independent FMA chains held in registers, on the calling thread, with
+  // this level's widest f32 FMA; returns the flops done (2 per lane and FMA).
+  uint64_t fma_peak(int64_t iters) const;
+  // Reads p[n_words] (p 64-byte aligned, n_words a multiple of 32) with this level's widest loads,
+  // as four streams a quarter of the range apart (like a GEMV reading several rows); returns an OR
+  // of the words so nothing is optimised away.
+  uint64_t read_stream(const uint64_t* p, int64_t n_words) const;
+
  private:
   Kernels();
 

@@ -42,6 +42,10 @@ struct OpTable {
   void (*weighted_sum)(const float* x, const float* c, int64_t k, int64_t n, float* out) = nullptr;
   // Token t of HcPostArgs.
   void (*hc_post)(const HcPostArgs& a, int64_t t) = nullptr;
+
+  // Machine probes (Kernels::fma_peak, Kernels::read_stream).
+  uint64_t (*fma_peak)(int64_t iters) = nullptr;
+  uint64_t (*read_stream)(const uint64_t* p, int64_t n_words) = nullptr;
 };
 
 // Fill a table: ref first, then each level over it.

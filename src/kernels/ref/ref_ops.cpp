@@ -177,6 +177,38 @@ void top_k(const float* x, int64_t n, int64_t k, int32_t* idx, float* val) {
 
 namespace frugal::kernels {
 
+namespace {
+
+// Twelve chains of scalar FMAs (std::fma would be a libm call without FMA flags, so a multiply
+// and an add: what portable code gets).
+uint64_t fma_peak(int64_t iters) {
+  float acc[12];
+  for (float& a : acc) a = 1.0f;
+  const float m = 0.999999f, c = 1e-7f;
+  for (int64_t i = 0; i < iters; ++i) {
+    for (float& a : acc) a = a * m + c;
+  }
+  float s = 0.0f;
+  for (float a : acc) s += a;
+  volatile float sink = s;
+  (void)sink;
+  return static_cast<uint64_t>(iters) * 12 * 2;
+}
+
+uint64_t read_stream(const uint64_t* p, int64_t n_words) {
+  const int64_t q = n_words / 4;
+  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  for (int64_t i = 0; i < q; ++i) {
+    a0 |= p[i];
+    a1 |= p[q + i];
+    a2 |= p[2 * q + i];
+    a3 |= p[3 * q + i];
+  }
+  return a0 | a1 | a2 | a3;
+}
+
+}  // namespace
+
 void install_ref(OpTable* t) {
   for (auto& fn : t->matmul) fn = ref::matmul;
   t->rms_norm = ref::rms_norm;
@@ -187,6 +219,8 @@ void install_ref(OpTable* t) {
   t->sum_squares = ref::sum_squares;
   t->weighted_sum = ref::weighted_sum;
   t->hc_post = ref::hc_post;
+  t->fma_peak = fma_peak;
+  t->read_stream = read_stream;
 }
 
 }  // namespace frugal::kernels

@@ -30,6 +30,7 @@ void dense_rows(const void* w, int64_t ldw, const float* x, int64_t ldx, int64_t
   for (; k + 8 <= n; k += 8) {
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
+      if (((k * kElem) & 63) == 0) prefetch_next_group(wb + (r * ldw + k) * kElem, R * ldw * kElem);
       const __m256 wv = load_w<kBf16>(wb + r * ldw * kElem, k);
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {

@@ -55,6 +55,7 @@ void fp8_rows(const uint8_t* w, int64_t ldw, const float* xs, int64_t ldxs, int6
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const auto* p = reinterpret_cast<const __m128i*>(w + r * ldw + k);
+      if ((k & 63) == 0) prefetch_next_group(p, R * ldw);
       step(r, k, _mm_loadu_si128(p), _mm_loadu_si128(p + 1));
     }
   }
@@ -162,7 +163,7 @@ void fp4_rows(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, cons
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       // As in avx512_gemv.cpp: the offset loads of odd chunks straddle into the next line.
-      _mm_prefetch(reinterpret_cast<const char*>(w + r * ldw + 32 * c + 4096), _MM_HINT_T0);
+      if ((c & 1) == 0) prefetch_next_group(w + r * ldw + 32 * c, R * ldw);
       chunk(r, c, w + r * ldw + 32 * c);
     }
   }

@@ -113,6 +113,37 @@ void hc_post(const HcPostArgs& a, int64_t t) {
 }
 
 }  // namespace
+// Twelve independent chains: more than FMA latency (4) x ports (2), so the loop runs at the
+// FMA throughput.
+uint64_t fma_peak(int64_t iters) {
+  __m256 acc[12];
+  for (auto& a : acc) a = _mm256_set1_ps(1.0f);
+  const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+    for (auto& a : acc) a = _mm256_fmadd_ps(a, m, c);
+  }
+  __m256 s = acc[0];
+  for (int j = 1; j < 12; ++j) s = _mm256_add_ps(s, acc[j]);
+  volatile float sink = _mm256_cvtss_f32(s);
+  (void)sink;
+  return static_cast<uint64_t>(iters) * 12 * 8 * 2;
+}
+
+uint64_t read_stream(const uint64_t* p, int64_t n_words) {
+  const int64_t q = n_words / 4 / 4 * 4;
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  for (int64_t i = 0; i < q; i += 4) {
+    a0 = _mm256_or_si256(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
+    a1 = _mm256_or_si256(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + q + i)));
+    a2 = _mm256_or_si256(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 2 * q + i)));
+    a3 = _mm256_or_si256(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + 3 * q + i)));
+  }
+  const __m256i s = _mm256_or_si256(_mm256_or_si256(a0, a1), _mm256_or_si256(a2, a3));
+  return static_cast<uint64_t>(_mm256_extract_epi64(s, 0) | _mm256_extract_epi64(s, 1) |
+                               _mm256_extract_epi64(s, 2) | _mm256_extract_epi64(s, 3));
+}
+
 }  // namespace frugal::kernels::avx2
 
 namespace frugal::kernels {
@@ -129,6 +160,8 @@ void install_avx2(OpTable* t) {
   t->sum_squares = avx2::sum_squares;
   t->weighted_sum = avx2::weighted_sum;
   t->hc_post = avx2::hc_post;
+  t->fma_peak = avx2::fma_peak;
+  t->read_stream = avx2::read_stream;
 }
 
 }  // namespace frugal::kernels

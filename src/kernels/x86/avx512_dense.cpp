@@ -40,6 +40,8 @@ void dense_rows(const void* w, int64_t ldw, const float* x, int64_t ldx, int64_t
   for (; k + 16 <= n; k += 16) {
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
+      // One prefetch per 64 bytes: every step for f32, every other one for bf16.
+      if (!kBf16 || (k & 31) == 0) prefetch_next_group(wb + (r * ldw + k) * kElem, R * ldw * kElem);
       const __m512 wv = load_w<kBf16>(wb + r * ldw * kElem, k);
 #pragma GCC unroll 8
       for (int t = 0; t < T; ++t) {

@@ -65,6 +65,7 @@ void fp8_rows(const uint8_t* w, int64_t ldw, const float* xs, int64_t ldxs, int6
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const uint8_t* p = w + r * ldw + k;
+      prefetch_next_group(p, R * ldw);
       step(r, k, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)));
     }
@@ -132,12 +133,9 @@ FRUGAL_AVX512_INLINE void fp4_decode(const __m512i l[4], __m512 tab, __m512 v[8]
   }
 }
 
-// Bytes ahead of the current chunk that the MXFP4 GEMV prefetches into L1, per row. The offset
-// loads straddle into the next cache line; when that line is still in flight from DRAM the split
-// load stalls, and the hardware prefetchers do not run far enough ahead: measured on a 640 MiB
-// ring of [2048, 4096] matrices, 1 KiB ahead gave 717 us of CPU per matrix, 4 KiB 404 us (about
-// the FP8 kernel's rate per byte), 8 KiB no better.
-constexpr int64_t kFp4Prefetch = 4096;
+// The MXFP4 offset loads straddle into the next cache line; when that line is still in flight
+// from DRAM the split load stalls, which the next-group prefetch (avx512_common.h) avoids: on a
+// 640 MiB ring of [2048, 4096] matrices 717 us of CPU per matrix without it, 404 us with it.
 
 // Loads for a chunk with nb valid bytes (masked: nothing past them is read).
 FRUGAL_AVX512_INLINE void fp4_load_masked(const uint8_t* p, int64_t nb, __m512i l[4]) {
@@ -235,7 +233,7 @@ void fp4_rows(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, cons
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       __m512i l[4];
-      _mm_prefetch(reinterpret_cast<const char*>(w + r * ldw + 64 * c + kFp4Prefetch), _MM_HINT_T0);
+      prefetch_next_group(w + r * ldw + 64 * c, R * ldw);
       fp4_load(w + r * ldw + 64 * c, l);
       fp4_decode(l, tab, v[r]);
     }

@@ -52,14 +52,19 @@ struct Scratch {
   float* iw = nullptr;       // [n, index_n_heads]
   float* iscores = nullptr;  // [max_seq_len / 4]
   int32_t* isel = nullptr;   // [index_topk]
-  // MoE
-  float* gate = nullptr;    // [n_routed_experts] scores
-  float* biased = nullptr;  // [n_routed_experts] scores + bias
-  int32_t* esel = nullptr;  // [n_activated_experts]
-  float* eg = nullptr;      // [moe_inter_dim]
-  float* eu = nullptr;      // [moe_inter_dim]
-  float* eo = nullptr;      // [dim]
-  float* ee = nullptr;      // [n, dim] MTP: e_proj(enorm(embed(next)))
+  // MoE (the chunk's tokens are grouped by routed expert, so each expert is read once per chunk)
+  float* gate = nullptr;     // [n, n_routed_experts] scores
+  float* biased = nullptr;   // [n_routed_experts] scores + bias of one token
+  int32_t* esel = nullptr;   // [n, n_activated_experts] selected experts
+  float* eweight = nullptr;  // [n, n_activated_experts] their routing weights
+  int32_t* eoff = nullptr;   // [n_routed_experts + 1] start of each expert's rows in etok
+  int32_t* etok = nullptr;   // [n * n_activated_experts] tokens by expert, ascending per expert
+  float* ewt = nullptr;      // [n * n_activated_experts] the routing weight of each etok row
+  float* xg = nullptr;       // [n, dim] inputs gathered for one expert
+  float* eg = nullptr;       // [n, moe_inter_dim]
+  float* eu = nullptr;       // [n, moe_inter_dim]
+  float* eo = nullptr;       // [n, dim]
+  float* ee = nullptr;       // [n, dim] MTP: e_proj(enorm(embed(next)))
 
   int64_t max_chunk = 0;
   int64_t max_seq_len = 0;

@@ -75,12 +75,17 @@ uint64_t Scratch::plan(const DeepSeekV4Config& c, int64_t chunk, int64_t seq_len
   cv.take(iw, n * c.index_n_heads);
   cv.take(iscores, seq_len / 4 + 1);
   cv.take(isel, c.index_topk);
-  cv.take(gate, c.n_routed_experts);
+  cv.take(gate, n * c.n_routed_experts);
   cv.take(biased, c.n_routed_experts);
-  cv.take(esel, c.n_activated_experts);
-  cv.take(eg, c.moe_inter_dim);
-  cv.take(eu, c.moe_inter_dim);
-  cv.take(eo, d);
+  cv.take(esel, n * c.n_activated_experts);
+  cv.take(eweight, n * c.n_activated_experts);
+  cv.take(eoff, c.n_routed_experts + 1);
+  cv.take(etok, n * c.n_activated_experts);
+  cv.take(ewt, n * c.n_activated_experts);
+  cv.take(xg, n * d);
+  cv.take(eg, n * c.moe_inter_dim);
+  cv.take(eu, n * c.moe_inter_dim);
+  cv.take(eo, n * d);
   cv.take(ee, n * d);
   return cv.used();
 }

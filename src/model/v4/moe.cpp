@@ -1,6 +1,12 @@
 // The V4 MoE layer (doc §2.7; reference Gate.forward, Expert.forward, MoE.forward): hash routing
 // by token id on the first n_hash_layers blocks, score + bias top-k after; routing weights from
 // the unbiased scores, applied before w2; clamped SwiGLU; the shared expert added last.
+//
+// The chunk's tokens are routed first, then grouped by expert (counting sort, tokens ascending
+// within an expert), so that every selected expert's weights are read once per chunk and
+// multiplied with all of its tokens at once. Experts are visited in ascending id, so each token
+// still receives its experts' outputs in the reference's order (expert id), then the shared
+// expert's.
 #include <algorithm>
 #include <cmath>
 
@@ -12,33 +18,36 @@ namespace {
 
 namespace v4ref = kernels::v4ref;
 
-// mirrors Gate.forward for one token: s.esel [topk] expert ids, weights [topk].
-void route(const Ctx& ctx, int32_t block, const float* x, int32_t token, float* weights) {
+// mirrors Gate.forward for token i, from its scores s.gate[i]: s.esel[i] [topk] expert ids and
+// s.eweight[i] [topk] routing weights.
+void route(const Ctx& ctx, int32_t block, int64_t i, int32_t token) {
   const DeepSeekV4Config& c = ctx.w.config;
   const MoeWeights& m = ctx.w.blocks[static_cast<size_t>(block)].ffn;
   Scratch& s = ctx.s;
   const int32_t n_exp = static_cast<int32_t>(c.n_routed_experts);
   const int32_t topk = static_cast<int32_t>(c.n_activated_experts);
-  ctx.k.matmul(m.gate, 1, x, s.gate);  // [E] fp32 scores
+  float* gate = s.gate + i * n_exp;
+  int32_t* esel = s.esel + i * topk;
+  float* weights = s.eweight + i * topk;
   switch (c.score_func) {
     case ScoreFunc::kSoftmax:
-      ctx.k.softmax(s.gate, 1, n_exp);
+      ctx.k.softmax(gate, 1, n_exp);
       break;
     case ScoreFunc::kSigmoid:
-      for (int32_t e = 0; e < n_exp; ++e) s.gate[e] = v4ref::sigmoid(s.gate[e]);
+      for (int32_t e = 0; e < n_exp; ++e) gate[e] = v4ref::sigmoid(gate[e]);
       break;
     case ScoreFunc::kSqrtSoftplus:
-      for (int32_t e = 0; e < n_exp; ++e) s.gate[e] = std::sqrt(v4ref::softplus(s.gate[e]));
+      for (int32_t e = 0; e < n_exp; ++e) gate[e] = std::sqrt(v4ref::softplus(gate[e]));
       break;
   }
   if (m.tid2eid != nullptr) {  // hash layer: indices = tid2eid[input_ids]
-    std::copy_n(m.tid2eid + static_cast<int64_t>(token) * topk, topk, s.esel);
+    std::copy_n(m.tid2eid + static_cast<int64_t>(token) * topk, topk, esel);
   } else {  // scores + bias select; the bias never enters the weights
-    for (int32_t e = 0; e < n_exp; ++e) s.biased[e] = s.gate[e] + m.bias[e];
-    ctx.k.top_k(s.biased, n_exp, topk, s.esel, nullptr);
+    for (int32_t e = 0; e < n_exp; ++e) s.biased[e] = gate[e] + m.bias[e];
+    ctx.k.top_k(s.biased, n_exp, topk, esel, nullptr);
   }
   float sum = 0.0f;
-  for (int32_t j = 0; j < topk; ++j) sum += weights[j] = s.gate[s.esel[j]];
+  for (int32_t j = 0; j < topk; ++j) sum += weights[j] = gate[esel[j]];
   const bool renorm = c.score_func != ScoreFunc::kSoftmax;  // weights /= weights.sum()
   for (int32_t j = 0; j < topk; ++j) {
     if (renorm) weights[j] /= sum;
@@ -46,16 +55,20 @@ void route(const Ctx& ctx, int32_t block, const float* x, int32_t token, float* 
   }
 }
 
-// mirrors Expert.forward: out += w2(weight * swiglu(w1 x, w3 x)).
-void expert(const Ctx& ctx, const ExpertWeights& e, const float* x, float limit, float weight,
-            float* out) {
+// mirrors Expert.forward on the m rows of x: eo[t] = w2(weight[t] * swiglu(w1 x[t], w3 x[t])).
+// weight == nullptr: 1 for every row (the shared expert).
+void expert(const Ctx& ctx, const ExpertWeights& e, const float* x, int64_t m, float limit,
+            const float* weight, float* eo) {
   const DeepSeekV4Config& c = ctx.w.config;
   Scratch& s = ctx.s;
-  ctx.k.matmul(e.w1, 1, x, s.eg);                                  // [inter] gate
-  ctx.k.matmul(e.w3, 1, x, s.eu);                                  // [inter] up
-  ctx.k.swiglu(s.eg, s.eu, c.moe_inter_dim, limit, weight, s.eg);  // [inter], weight before w2
-  ctx.k.matmul(e.w2, 1, s.eg, s.eo);                               // [dim]
-  for (int64_t d = 0; d < c.dim; ++d) out[d] += s.eo[d];
+  const int64_t inter = c.moe_inter_dim;
+  ctx.k.matmul(e.w1, m, x, s.eg);    // [m, inter] gate
+  ctx.k.matmul(e.w3, m, x, s.eu);    // [m, inter] up
+  for (int64_t t = 0; t < m; ++t) {  // weight before w2
+    float* g = s.eg + t * inter;
+    ctx.k.swiglu(g, s.eu + t * inter, inter, limit, weight ? weight[t] : 1.0f, g);
+  }
+  ctx.k.matmul(e.w2, m, s.eg, eo);  // [m, dim]
 }
 
 }  // namespace
@@ -66,24 +79,45 @@ void moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t* i
   const DeepSeekV4Config& c = ctx.w.config;
   const MoeWeights& m = ctx.w.blocks[static_cast<size_t>(block)].ffn;
   Scratch& s = ctx.s;
-  const int32_t topk = static_cast<int32_t>(c.n_activated_experts);  // <= 64 (checked at load)
-  const float limit = static_cast<float>(c.swiglu_limit);
-  float weights[64];
-  int32_t order[64];
+  const int64_t dim = c.dim;
+  const int32_t n_exp = static_cast<int32_t>(c.n_routed_experts);
+  const int32_t topk = static_cast<int32_t>(c.n_activated_experts);
+
+  ctx.k.matmul(m.gate, n, x, s.gate);  // [n, E] fp32 scores
+  for (int64_t i = 0; i < n; ++i) route(ctx, block, i, ids[i]);
+
+  // Counting sort of the (token, expert) pairs by expert; tokens stay ascending per expert.
+  std::fill(s.eoff, s.eoff + n_exp + 1, 0);
+  for (int64_t p = 0; p < n * topk; ++p) ++s.eoff[s.esel[p] + 1];
+  for (int32_t e = 0; e < n_exp; ++e) s.eoff[e + 1] += s.eoff[e];
   for (int64_t i = 0; i < n; ++i) {
-    const float* xi = x + i * c.dim;
-    float* yi = out + i * c.dim;
-    std::fill(yi, yi + c.dim, 0.0f);
-    route(ctx, block, xi, ids[i], weights);
-    // The reference adds the experts in expert-id order.
-    for (int32_t j = 0; j < topk; ++j) order[j] = j;
-    std::sort(order, order + topk, [&](int32_t a, int32_t b) { return s.esel[a] < s.esel[b]; });
     for (int32_t j = 0; j < topk; ++j) {
-      const int32_t sel = order[j];
-      expert(ctx, m.experts[static_cast<size_t>(s.esel[sel])], xi, limit, weights[sel], yi);
+      const int32_t e = s.esel[i * topk + j];
+      const int32_t slot = s.eoff[e]++;
+      s.etok[slot] = static_cast<int32_t>(i);
+      s.ewt[slot] = s.eweight[i * topk + j];
     }
-    expert(ctx, m.shared, xi, m.shared_swiglu_limit, 1.0f, yi);  // shared_experts(x)
   }
+  for (int32_t e = n_exp; e > 0; --e) s.eoff[e] = s.eoff[e - 1];  // ends -> starts
+  s.eoff[0] = 0;
+
+  std::fill(out, out + n * dim, 0.0f);
+  const float limit = static_cast<float>(c.swiglu_limit);
+  for (int32_t e = 0; e < n_exp; ++e) {
+    const int32_t b = s.eoff[e], cnt = s.eoff[e + 1] - b;
+    if (cnt == 0) continue;
+    for (int32_t r = 0; r < cnt; ++r) {
+      std::copy_n(x + static_cast<int64_t>(s.etok[b + r]) * dim, dim, s.xg + r * dim);
+    }
+    expert(ctx, m.experts[static_cast<size_t>(e)], s.xg, cnt, limit, s.ewt + b, s.eo);
+    for (int32_t r = 0; r < cnt; ++r) {
+      float* y = out + static_cast<int64_t>(s.etok[b + r]) * dim;
+      const float* v = s.eo + r * dim;
+      for (int64_t d = 0; d < dim; ++d) y[d] += v[d];
+    }
+  }
+  expert(ctx, m.shared, x, n, m.shared_swiglu_limit, nullptr, s.eo);  // shared_experts(x)
+  for (int64_t p = 0; p < n * dim; ++p) out[p] += s.eo[p];
 }
 
 }  // namespace frugal::v4

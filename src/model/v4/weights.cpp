@@ -5,6 +5,7 @@
 
 #include "core/convert.h"
 #include "core/log.h"
+#include "core/mmap_file.h"
 #include "model/v4/checkpoint_check.h"
 #include "model/v4/tensor_table.h"
 #include "quant/weight.h"
@@ -20,7 +21,8 @@ TensorKind scale_of(TensorKind k) { return static_cast<TensorKind>(static_cast<i
 // lookup failure here is reported but not expected.
 class Binder {
  public:
-  Binder(const TensorTable& table, ModelWeights& w) : table_(table), w_(w) {}
+  Binder(const TensorTable& table, ModelWeights& w, WeightPlacement placement)
+      : table_(table), w_(w), placement_(placement) {}
 
   Result<const format::TensorInfo*> info(TensorKind kind, int32_t block, int32_t expert = -1) {
     const TensorSpec* spec = table_.find(kind, block, expert);
@@ -74,6 +76,13 @@ class Binder {
       FRUGAL_ASSIGN_OR_RETURN(float* copy, own_floats((t->size + 3) / 4));
       std::memcpy(copy, data, t->size);
       data = copy;
+    }
+    if (placement_ == WeightPlacement::kHugePages) {
+      FRUGAL_ASSIGN_OR_RETURN(data, copy_to_huge_pages(data, t->size));
+      if (scales != nullptr) {
+        FRUGAL_ASSIGN_OR_RETURN(const void* s, copy_to_huge_pages(scales, scale_bytes));
+        scales = static_cast<const uint8_t*>(s);
+      }
     }
     const std::string what = *t->file + ": " + t->name;
     FRUGAL_ASSIGN_OR_RETURN(WeightView view, quant::make_weight_view(f, rows, cols, data, t->size,
@@ -153,8 +162,40 @@ class Binder {
     return w_.owned.back().as<float>();
   }
 
+  // Bump allocation in 256 MiB huge-page chunks, 64-byte aligned (up to one chunk of slack); a
+  // tensor larger than a chunk gets a buffer of its own. Buffers never move, so the pointers
+  // handed out stay valid.
+  Result<const void*> copy_to_huge_pages(const void* src, uint64_t n) {
+    constexpr uint64_t kChunk = uint64_t{256} << 20;
+    const uint64_t need = (n + 63) / 64 * 64;
+    uint8_t* dst = nullptr;
+    if (need > kChunk) {
+      FRUGAL_ASSIGN_OR_RETURN(dst, huge_buffer(need));
+    } else {
+      if (chunk_ == nullptr || need > kChunk - chunk_used_) {
+        FRUGAL_ASSIGN_OR_RETURN(chunk_, huge_buffer(kChunk));
+        chunk_used_ = 0;
+      }
+      dst = chunk_ + chunk_used_;
+      chunk_used_ += need;
+    }
+    std::memcpy(dst, src, n);
+    release_mapped_pages(src, n);  // the copy replaces the mapped pages: keep the RSS at 1x
+    return static_cast<const void*>(dst);
+  }
+  Result<uint8_t*> huge_buffer(uint64_t bytes) {
+    FRUGAL_ASSIGN_OR_RETURN(
+        AlignedBuffer b,
+        AlignedBuffer::allocate(bytes, &w_.owned_stats, {.huge_pages = HugePages::kAlways}));
+    w_.owned.push_back(std::move(b));
+    return w_.owned.back().as<uint8_t>();
+  }
+
   const TensorTable& table_;
   ModelWeights& w_;
+  WeightPlacement placement_;
+  uint8_t* chunk_ = nullptr;
+  uint64_t chunk_used_ = 0;
 };
 
 Status bind_compressor(Binder& b, int32_t block, bool indexer, int64_t ratio, int64_t width,
@@ -304,7 +345,7 @@ Result<std::unique_ptr<ModelWeights>> load_weights(const std::string& dir,
   check.scan_values = options.scan_values;
   FRUGAL_RETURN_IF_ERROR(check_checkpoint(table, w->checkpoint, check));
 
-  Binder b(table, *w);
+  Binder b(table, *w, options.placement);
   const DeepSeekV4Config& cfg = w->config;
   FRUGAL_ASSIGN_OR_RETURN(w->embed, b.linear(TensorKind::kEmbed, kNoBlock));
   FRUGAL_ASSIGN_OR_RETURN(w->head, b.linear(TensorKind::kHead, kNoBlock));
@@ -315,9 +356,12 @@ Result<std::unique_ptr<ModelWeights>> load_weights(const std::string& dir,
     Status s = bind_block(b, cfg, options, blk, w->blocks[static_cast<size_t>(blk)]);
     if (!s.ok()) return s.with_context("binding block " + std::to_string(blk));
   }
-  FRUGAL_LOG_INFO("v4: bound %zu tensors from %s (%llu bytes copied to f32 at load)",
+  FRUGAL_LOG_INFO("v4: bound %zu tensors from %s (%llu bytes copied at load%s)",
                   table.entries().size(), dir.c_str(),
-                  static_cast<unsigned long long>(w->owned_stats.bytes()));
+                  static_cast<unsigned long long>(w->owned_stats.bytes()),
+                  options.placement == WeightPlacement::kHugePages
+                      ? ": linear weights placed in huge-page memory"
+                      : "");
   return w;
 }
 

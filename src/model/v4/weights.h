@@ -27,8 +27,20 @@ using quant::WeightView;
 // llama.cpp clamp it (default); the first published V4-Flash model.py did not.
 enum class SharedExpertClamp : uint8_t { kClamped, kUnclamped };
 
+// Where the linear weights live while the model runs.
+enum class WeightPlacement : uint8_t {
+  // In the mapped checkpoint files (page cache, 4 KiB pages): nothing is copied, and a model
+  // larger than RAM still loads.
+  kMapped,
+  // Copied once at load into anonymous memory advised as 2 MiB huge pages (chunks of 256 MiB):
+  // fewer TLB misses, so decode reads the weights faster (docs/BENCHMARKS.md), at the price of
+  // RAM for every weight byte (counted in ModelWeights::owned_stats and logged).
+  kHugePages,
+};
+
 struct LoadOptions {
   SharedExpertClamp shared_expert_clamp = SharedExpertClamp::kClamped;
+  WeightPlacement placement = WeightPlacement::kMapped;
   // Scan e8m0 scale bytes and tid2eid ids (check_checkpoint); reads ~5% of a real checkpoint.
   bool scan_values = true;
 };
@@ -115,7 +127,7 @@ struct ModelWeights {
   std::vector<BlockWeights> blocks;  // n_layers main blocks, then the MTP blocks
 
   format::Checkpoint checkpoint;  // owns the mapped files the views point into
-  MemoryStats owned_stats;        // bytes copied at load (bf16 -> f32 vectors, tid2eid)
+  MemoryStats owned_stats;        // bytes copied at load (bf16 -> f32 vectors, tid2eid, placement)
   std::vector<AlignedBuffer> owned;
 };
 
