@@ -140,6 +140,48 @@ TEST(BenchCommand, JsonHasPositiveFigures) {
   EXPECT_NEAR(j.at("roofline_fraction").get<double>(),
               j.at("decode_weight_gbps").get<double>() / j.at("read_bandwidth_gbps").get<double>(),
               1e-9);
+  // Prefill against the FMA peak of the same run.
+  EXPECT_NEAR(j.at("prefill_matmul_gflops").get<double>(),
+              j.at("prefill_tokens_per_s").get<double>() *
+                  j.at("prefill_matmul_flops_per_token").get<double>() / 1e9,
+              1e-6 * j.at("prefill_matmul_gflops").get<double>());
+  EXPECT_GT(j.at("fma_peak_gflops").get<double>(), 0.0);
+  EXPECT_NEAR(j.at("prefill_fraction_of_fma_peak").get<double>(),
+              j.at("prefill_matmul_gflops").get<double>() / j.at("fma_peak_gflops").get<double>(),
+              1e-9);
+  EXPECT_TRUE(j.at("amx_available").is_boolean());
+  // One GEMV figure per weight format, rated against the same read bandwidth.
+  ASSERT_TRUE(j.contains("gemv"));
+  ASSERT_EQ(j.at("gemv").size(), 4u);
+  for (const auto& g : j.at("gemv")) {
+    EXPECT_GT(g.at("gbps").get<double>(), 0.0);
+    EXPECT_NEAR(g.at("fraction_of_read_bandwidth").get<double>(),
+                g.at("gbps").get<double>() / j.at("read_bandwidth_gbps").get<double>(), 1e-9);
+  }
+  // The one-thread run, when the default pool has more than one thread.
+  if (j.at("threads").get<int>() > 1) {
+    ASSERT_TRUE(j.contains("scaling"));
+    const auto& one = j.at("scaling").at("threads_1");
+    EXPECT_GT(one.at("decode_tokens_per_s").get<double>(), 0.0);
+    EXPECT_NEAR(
+        j.at("scaling").at("decode_speedup").get<double>(),
+        j.at("decode_tokens_per_s").get<double>() / one.at("decode_tokens_per_s").get<double>(),
+        1e-9);
+  } else {
+    EXPECT_FALSE(j.contains("scaling"));
+  }
+}
+
+TEST(BenchCommand, SkipsWhatItIsToldTo) {
+  const RunResult r =
+      run({"bench", "-m", model_dir(), "--json", "--prompt", "8", "--gen", "2", "--reps", "1",
+           "--bandwidth-mib", "64", "--no-kernels", "--no-scaling", "--weights-in-ram"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_FALSE(j.contains("gemv"));
+  EXPECT_FALSE(j.contains("scaling"));
+  EXPECT_EQ(j.at("weights").get<std::string>(), "huge_pages");
+  EXPECT_GT(j.at("decode_tokens_per_s").get<double>(), 0.0);
 }
 
 // synth --preset tiny writes a checkpoint that loads like an official one: Model::load checks

@@ -89,5 +89,43 @@ TEST(MemoryPlan, AgreesWithAllocatedCache) {
   }
 }
 
+// The prefill flop count written out from the shapes of doc §1 (reference module shapes), block
+// by block: 2 x (hc_attn_fn + hc_ffn_fn, wq_a, wq_b, wkv, wo_a, wo_b, the compressor's wkv and
+// wgate (two halves at ratio 4), the indexer's wq_b, weights_proj and compressor at ratio 4, the
+// gate, the shared expert and num_experts_per_tok routed experts).
+uint64_t flops_from_shapes(const v4::DeepSeekV4Config& c) {
+  uint64_t e = 0;
+  for (int64_t b = 0; b < c.n_layers; ++b) {
+    const uint64_t d = c.dim, qd = c.n_heads * c.head_dim;
+    e += 2 * uint64_t(c.hc_mix()) * c.hc_mult * d;
+    e += uint64_t(c.q_lora_rank) * d + qd * c.q_lora_rank + uint64_t(c.head_dim) * d;
+    e += uint64_t(c.o_groups) * c.o_lora_rank * (qd / c.o_groups) + d * c.o_groups * c.o_lora_rank;
+    const int64_t r = c.compress_ratio(b);
+    if (r > 0) e += 2 * uint64_t(r == 4 ? 2 : 1) * c.head_dim * d;
+    if (r == 4) {
+      e += uint64_t(c.index_n_heads) * c.index_head_dim * c.q_lora_rank;
+      e += uint64_t(c.index_n_heads) * d + 2 * uint64_t(2) * c.index_head_dim * d;
+    }
+    e += uint64_t(c.n_routed_experts) * d;
+    e += uint64_t(1 + c.n_activated_experts) * 3 * c.moe_inter_dim * d;
+  }
+  return 2 * e;
+}
+
+TEST(MemoryPlan, PrefillFlopsFollowTheShapes) {
+  for (const char* rel :
+       {"models/tiny-v4/config.json", "tests/fixtures/configs/deepseek-v4-flash.json",
+        "tests/fixtures/configs/deepseek-v4-pro.json"}) {
+    const v4::DeepSeekV4Config c = load(rel);
+    EXPECT_EQ(prefill_matmul_flops_per_token(c), flops_from_shapes(c)) << rel;
+  }
+  // V4-Flash: ~13B active parameters per token incl. embedding and head (doc §1); the matmuls
+  // of one prompt token, without the 1.06 G embedding and head elements, are ~2 x 11-12 G.
+  const double flash = static_cast<double>(
+      prefill_matmul_flops_per_token(load("tests/fixtures/configs/deepseek-v4-flash.json")));
+  EXPECT_GT(flash, 2 * 10e9);
+  EXPECT_LT(flash, 2 * 13e9);
+}
+
 }  // namespace
 }  // namespace frugal::engine

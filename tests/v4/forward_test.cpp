@@ -16,6 +16,7 @@
 #include <cmath>
 #include <random>
 
+#include "quant/weight.h"
 #include "v4_random.h"
 
 namespace frugal::v4 {
@@ -267,6 +268,31 @@ TEST(V4Forward, NoStateLeaksIntoTheNextSequence) {
                     .ok());
   }
   EXPECT_TRUE(std::equal(fresh.begin(), fresh.end(), out.begin()));
+}
+
+// Weights copied into huge-page memory at load (WeightPlacement::kHugePages) are the same bytes:
+// the logits are bit-identical to the mapped checkpoint's, and every linear weight byte is counted
+// as copied.
+TEST(V4Forward, HugePagePlacementGivesTheSameLogits) {
+  auto mapped = load_model();
+  auto copied = load_model({.placement = WeightPlacement::kHugePages});
+  ASSERT_NE(mapped, nullptr);
+  ASSERT_NE(copied, nullptr);
+  const std::vector<int32_t> ids = read_ids(fixture_dir() + "/ids.txt");
+  std::vector<float> a, b, mtp_a, mtp_b;
+  run_prefill(*mapped, kv::CacheFormat::kFp8, ids, &a, &mtp_a);
+  run_prefill(*copied, kv::CacheFormat::kFp8, ids, &b, &mtp_b);
+  EXPECT_TRUE(a == b);
+  EXPECT_TRUE(mtp_a == mtp_b);
+  const ModelWeights& w = copied->weights();
+  EXPECT_NE(w.head.data, mapped->weights().head.data);
+  uint64_t linear = 0;
+  for (const auto& blk : w.blocks) {
+    for (const auto* e : {&blk.ffn.shared, &blk.ffn.experts[0]}) {
+      linear += quant::weight_data_bytes(e->w1.format, e->w1.rows, e->w1.cols);
+    }
+  }
+  EXPECT_GT(w.owned_stats.bytes(), linear + mapped->weights().owned_stats.bytes());
 }
 
 TEST(V4Forward, RejectsBadRequests) {
