@@ -49,21 +49,22 @@ struct BenchOptions {
   bool no_kernels = false;
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
 using Clock = std::chrono::steady_clock;
 
 struct Timings {
   int threads = 0;
   double prefill_tps = 0;  // medians
   double decode_tps = 0;
+  // With a probe: the read bandwidth measured right after each repetition's decode, and the
+  // median of the per-repetition ratios decode weight GB/s / bandwidth.
+  double read_gbps = 0;
+  double roofline_fraction = 0;
+  uint64_t peak_rss = 0;  // before the probe buffer exists
 };
 
-// Loads the model with `threads` workers and times o.reps sequences.
-Result<Timings> time_model(const BenchOptions& o, int threads,
+// Loads the model with `threads` workers and times o.reps sequences; with `probe_mib` > 0 a
+// read-bandwidth pass of that many MiB follows every repetition.
+Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mib,
                            std::unique_ptr<engine::Engine>* keep = nullptr) {
   engine::EngineOptions eo;
   eo.model_dir = o.model;
@@ -75,12 +76,15 @@ Result<Timings> time_model(const BenchOptions& o, int threads,
   eo.max_chunk = std::min(o.chunk, o.prompt);
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
   const v4::DeepSeekV4Config& c = eng->config();
+  const double bytes_per_token = static_cast<double>(engine::decode_weight_bytes_per_token(c));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<kv::V4SequenceCache> cache, eng->new_cache());
   std::vector<int32_t> ids(static_cast<size_t>(o.prompt));
   std::mt19937 rng(1234);
   for (int32_t& id : ids) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(c.vocab_size));
   std::vector<float> logits(static_cast<size_t>(c.vocab_size));
-  std::vector<double> prefill_tps, decode_tps;
+  std::vector<double> prefill_tps, decode_tps, read_gbps, fractions;
+  std::optional<engine::ReadProbe> probe;
+  Timings t{.threads = eng->pool().n_threads()};
   for (int r = 0; r < std::max(o.reps, 1); ++r) {
     cache->clear();
     auto t0 = Clock::now();
@@ -99,10 +103,21 @@ Result<Timings> time_model(const BenchOptions& o, int threads,
       decode_tps.push_back(static_cast<double>(o.gen) /
                            std::chrono::duration<double>(Clock::now() - t0).count());
     }
+    if (probe_mib == 0) continue;
+    if (!probe) {
+      t.peak_rss = engine::peak_rss_bytes();
+      FRUGAL_ASSIGN_OR_RETURN(probe, engine::ReadProbe::create(probe_mib << 20));
+      probe->run(eng->kernels());  // warm-up
+    }
+    read_gbps.push_back(probe->run(eng->kernels()));
+    if (o.gen > 0)
+      fractions.push_back(bytes_per_token * decode_tps.back() / 1e9 / read_gbps.back());
   }
-  Timings t{.threads = eng->pool().n_threads(),
-            .prefill_tps = median(prefill_tps),
-            .decode_tps = median(decode_tps)};
+  if (t.peak_rss == 0) t.peak_rss = engine::peak_rss_bytes();
+  t.prefill_tps = engine::median(prefill_tps);
+  t.decode_tps = decode_tps.empty() ? 0.0 : engine::median(decode_tps);
+  t.read_gbps = read_gbps.empty() ? 0.0 : engine::median(read_gbps);
+  t.roofline_fraction = fractions.empty() ? 0.0 : engine::median(fractions);
   if (keep != nullptr) *keep = std::move(eng);
   return t;
 }
@@ -121,39 +136,49 @@ constexpr GemvCase kGemvCases[] = {
 Status run_bench(const BenchOptions& o) {
   if (o.prompt < 1) return invalid_argument("--prompt must be at least 1");
   std::unique_ptr<engine::Engine> eng;
-  FRUGAL_ASSIGN_OR_RETURN(const Timings main, time_model(o, o.threads, &eng));
+  FRUGAL_ASSIGN_OR_RETURN(const Timings main, time_model(o, o.threads, o.bandwidth_mib, &eng));
   const v4::DeepSeekV4Config c = eng->config();
   const kernels::Kernels& k = eng->kernels();
-  const uint64_t peak_rss = engine::peak_rss_bytes();
+  const std::string isa(kernels::isa_name(k.isa()));
+  const bool amx = kernels::isa_supported(kernels::Isa::kAmx);
 
   const uint64_t bytes_per_token = engine::decode_weight_bytes_per_token(c);
   const uint64_t flops_per_token = engine::prefill_matmul_flops_per_token(c);
-  FRUGAL_ASSIGN_OR_RETURN(
-      const double bw,
-      engine::measure_read_bandwidth(k, {.bytes = o.bandwidth_mib << 20, .repetitions = 5}));
-  const double fma_peak = engine::measure_fma_peak(k);
-  const std::string isa(kernels::isa_name(k.isa()));
+  const double bw = main.read_gbps;
   const double weight_gbps = static_cast<double>(bytes_per_token) * main.decode_tps / 1e9;
-  const double fraction = bw > 0 ? weight_gbps / bw : 0.0;
+  const double fma_peak = engine::measure_fma_peak(k);
   const double prefill_gflops = static_cast<double>(flops_per_token) * main.prefill_tps / 1e9;
-  const bool amx = kernels::isa_supported(kernels::Isa::kAmx);
 
-  std::vector<std::pair<GemvCase, double>> gemv;
+  // Per format: GEMV passes over the ring alternated with read-probe passes, median ratio.
+  struct GemvFigure {
+    GemvCase g;
+    double gbps, fraction;
+  };
+  std::vector<GemvFigure> gemv;
   if (!o.no_kernels) {
+    FRUGAL_ASSIGN_OR_RETURN(engine::ReadProbe probe,
+                            engine::ReadProbe::create(o.bandwidth_mib << 20));
     for (const GemvCase& g : kGemvCases) {
-      FRUGAL_ASSIGN_OR_RETURN(const double gbps,
-                              engine::measure_gemv(k, {.format = g.format,
-                                                       .rows = g.rows,
-                                                       .cols = g.cols,
-                                                       .ring_bytes = o.bandwidth_mib << 20}));
-      gemv.emplace_back(g, gbps);
+      FRUGAL_ASSIGN_OR_RETURN(engine::GemvProbe ring,
+                              engine::GemvProbe::create({.format = g.format,
+                                                         .rows = g.rows,
+                                                         .cols = g.cols,
+                                                         .ring_bytes = o.bandwidth_mib << 20}));
+      ring.run(k);  // warm-up
+      std::vector<double> gbps, fractions;
+      for (int r = 0; r < std::max(o.reps, 1); ++r) {
+        const double read = probe.run(k);
+        gbps.push_back(ring.run(k));
+        fractions.push_back(gbps.back() / read);
+      }
+      gemv.push_back({g, engine::median(gbps), engine::median(fractions)});
     }
   }
   eng.reset();  // before the one-thread run loads the model again
 
   std::optional<Timings> one;
   if (!o.no_scaling && main.threads > 1) {
-    FRUGAL_ASSIGN_OR_RETURN(one, time_model(o, 1));
+    FRUGAL_ASSIGN_OR_RETURN(one, time_model(o, 1, 0));
   }
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
 
@@ -171,13 +196,13 @@ Status run_bench(const BenchOptions& o) {
                         {"decode_weight_bytes_per_token", bytes_per_token},
                         {"decode_weight_gbps", weight_gbps},
                         {"read_bandwidth_gbps", bw},
-                        {"roofline_fraction", fraction},
+                        {"roofline_fraction", main.roofline_fraction},
                         {"prefill_matmul_flops_per_token", flops_per_token},
                         {"prefill_matmul_gflops", prefill_gflops},
                         {"fma_peak_gflops", fma_peak},
                         {"prefill_fraction_of_fma_peak", ratio(prefill_gflops, fma_peak)},
                         {"amx_available", amx},
-                        {"peak_rss_bytes", peak_rss}};
+                        {"peak_rss_bytes", main.peak_rss}};
     if (one) {
       j["scaling"] = {
           {"threads_1",
@@ -187,12 +212,12 @@ Status run_bench(const BenchOptions& o) {
     }
     if (!gemv.empty()) {
       nlohmann::json g = nlohmann::json::array();
-      for (const auto& [cs, gbps] : gemv) {
-        g.push_back({{"format", std::string(quant::weight_format_name(cs.format))},
-                     {"rows", cs.rows},
-                     {"cols", cs.cols},
-                     {"gbps", gbps},
-                     {"fraction_of_read_bandwidth", ratio(gbps, bw)}});
+      for (const GemvFigure& f : gemv) {
+        g.push_back({{"format", std::string(quant::weight_format_name(f.g.format))},
+                     {"rows", f.g.rows},
+                     {"cols", f.g.cols},
+                     {"gbps", f.gbps},
+                     {"fraction_of_read_bandwidth", f.fraction}});
       }
       j["gemv"] = g;
     }
@@ -215,18 +240,20 @@ Status run_bench(const BenchOptions& o) {
   add("decode %lld tokens: %.2f tok/s\n", static_cast<long long>(o.gen), main.decode_tps);
   add("weights read per decode token: %s -> %.2f GB/s\n",
       engine::format_bytes(bytes_per_token).c_str(), weight_gbps);
-  add("read bandwidth (same run): %.2f GB/s; roofline fraction %.1f %%\n", bw, 100.0 * fraction);
+  add("read bandwidth (after each decode run): %.2f GB/s; roofline fraction %.1f %%\n", bw,
+      100.0 * main.roofline_fraction);
   if (one) {
     add("1 thread: prefill %.1f tok/s, decode %.2f tok/s; %d threads are %.2fx / %.2fx faster\n",
         one->prefill_tps, one->decode_tps, main.threads, ratio(main.prefill_tps, one->prefill_tps),
         ratio(main.decode_tps, one->decode_tps));
   }
-  for (const auto& [cs, gbps] : gemv) {
-    add("GEMV %-5s [%lld x %lld]: %.2f GB/s = %.1f %% of the read bandwidth\n",
-        std::string(quant::weight_format_name(cs.format)).c_str(), static_cast<long long>(cs.rows),
-        static_cast<long long>(cs.cols), gbps, 100.0 * ratio(gbps, bw));
+  for (const GemvFigure& f : gemv) {
+    add("GEMV %s [%lld x %lld]: %.2f GB/s = %.1f %% of the read bandwidth\n",
+        std::string(quant::weight_format_name(f.g.format)).c_str(),
+        static_cast<long long>(f.g.rows), static_cast<long long>(f.g.cols), f.gbps,
+        100.0 * f.fraction);
   }
-  add("peak rss %s\n", engine::format_bytes(peak_rss).c_str());
+  add("peak rss %s\n", engine::format_bytes(main.peak_rss).c_str());
   return write_output(out);
 }
 

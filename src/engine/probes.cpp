@@ -18,11 +18,6 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 // f(begin, end, thread) over [0, n) on k's pool, or on the calling thread.
 template <typename F>
 void run_on_pool(const kernels::Kernels& k, int64_t n, F&& f) {
@@ -35,29 +30,43 @@ void run_on_pool(const kernels::Kernels& k, int64_t n, F&& f) {
 
 }  // namespace
 
-Result<double> measure_read_bandwidth(const kernels::Kernels& k, const BandwidthOptions& options) {
-  constexpr int64_t kChunkWords = int64_t{1} << 17;  // 1 MiB per work item
-  const uint64_t bytes = std::max<uint64_t>(options.bytes / (kChunkWords * 8), 1) * kChunkWords * 8;
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+Result<ReadProbe> ReadProbe::create(uint64_t bytes) {
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  ReadProbe p;
+  p.bytes_ = std::max<uint64_t>(bytes / kMiB, 1) * kMiB;
   MemoryStats stats;
   FRUGAL_ASSIGN_OR_RETURN(
-      AlignedBuffer buf,
-      AlignedBuffer::allocate(bytes, &stats, {.huge_pages = HugePages::kAlways}));
-  std::memset(buf.data(), 1, bytes);  // fault every page in before timing
-  const auto* p = buf.as<const uint64_t>();
-  const int64_t n_chunks = static_cast<int64_t>(bytes / 8) / kChunkWords;
-  std::vector<double> gbps;
+      p.buf_, AlignedBuffer::allocate(p.bytes_, &stats, {.huge_pages = HugePages::kAlways}));
+  std::memset(p.buf_.data(), 1, p.bytes_);  // fault every page in before timing
+  return p;
+}
+
+double ReadProbe::run(const kernels::Kernels& k) const {
+  constexpr int64_t kChunkWords = int64_t{1} << 17;  // 1 MiB per work item
+  const auto* p = buf_.as<const uint64_t>();
+  const int64_t n_chunks = static_cast<int64_t>(bytes_ / 8) / kChunkWords;
   std::atomic<uint64_t> sink{0};
-  for (int r = 0; r < std::max(options.repetitions, 1) + 1; ++r) {  // +1: warm-up
-    const auto t0 = Clock::now();
-    run_on_pool(k, n_chunks, [&](int64_t b, int64_t e, int) {
-      for (int64_t c = b; c < e; ++c) {
-        sink.fetch_or(k.read_stream(p + c * kChunkWords, kChunkWords), std::memory_order_relaxed);
-      }
-    });
-    const double s = seconds_since(t0);
-    if (r > 0) gbps.push_back(static_cast<double>(bytes) / s / 1e9);
-  }
-  if (sink.load() == 0) gbps.push_back(0);  // keeps the reads observable (the buffer is all 1s)
+  const auto t0 = Clock::now();
+  run_on_pool(k, n_chunks, [&](int64_t b, int64_t e, int) {
+    for (int64_t c = b; c < e; ++c) {
+      sink.fetch_or(k.read_stream(p + c * kChunkWords, kChunkWords), std::memory_order_relaxed);
+    }
+  });
+  const double s = seconds_since(t0);
+  // The buffer is all 1 bits, so the OR is never 0: the reads cannot be optimised away.
+  return sink.load() == 0 ? 0.0 : static_cast<double>(bytes_) / s / 1e9;
+}
+
+Result<double> measure_read_bandwidth(const kernels::Kernels& k, const BandwidthOptions& options) {
+  FRUGAL_ASSIGN_OR_RETURN(ReadProbe probe, ReadProbe::create(options.bytes));
+  probe.run(k);  // warm-up
+  std::vector<double> gbps;
+  for (int r = 0; r < std::max(options.repetitions, 1); ++r) gbps.push_back(probe.run(k));
   return median(gbps);
 }
 
@@ -81,18 +90,19 @@ double measure_fma_peak(const kernels::Kernels& k, int repetitions) {
   return median(gflops);
 }
 
-Result<double> measure_gemv(const kernels::Kernels& k, const GemvProbeOptions& o) {
+Result<GemvProbe> GemvProbe::create(const GemvProbeOptions& o) {
   using quant::WeightFormat;
   if (o.rows <= 0 || o.cols <= 0) return invalid_argument("GEMV probe: empty matrix");
   const uint64_t db = quant::weight_data_bytes(o.format, o.rows, o.cols);
   const uint64_t sb = quant::weight_scale_bytes(o.format, o.rows, o.cols);
   const uint64_t each = (db + sb + 63) / 64 * 64;  // matrix then its scales, 64-byte aligned
   const uint64_t count = std::max<uint64_t>(o.ring_bytes / each + 1, 2);
+  GemvProbe g;
+  g.bytes_each_ = db + sb;
   MemoryStats stats;
   FRUGAL_ASSIGN_OR_RETURN(
-      AlignedBuffer ring,
-      AlignedBuffer::allocate(each * count, &stats, {.huge_pages = HugePages::kAlways}));
-  uint8_t* base = ring.as<uint8_t>();
+      g.ring_, AlignedBuffer::allocate(each * count, &stats, {.huge_pages = HugePages::kAlways}));
+  uint8_t* base = g.ring_.as<uint8_t>();
   uint64_t s = 0x9e3779b97f4a7c15ull;  // xorshift64: values do not change the kernels' speed
   auto next = [&s] {
     s ^= s << 13;
@@ -100,7 +110,6 @@ Result<double> measure_gemv(const kernels::Kernels& k, const GemvProbeOptions& o
     s ^= s << 17;
     return s;
   };
-  std::vector<quant::WeightView> views;
   for (uint64_t i = 0; i < count; ++i) {
     uint8_t* data = base + i * each;
     switch (o.format) {
@@ -134,18 +143,19 @@ Result<double> measure_gemv(const kernels::Kernels& k, const GemvProbeOptions& o
     FRUGAL_ASSIGN_OR_RETURN(quant::WeightView v,
                             quant::make_weight_view(o.format, o.rows, o.cols, data, db,
                                                     sb ? data + db : nullptr, sb, "GEMV probe"));
-    views.push_back(v);
+    g.views_.push_back(v);
   }
-  std::vector<float> x(static_cast<size_t>(o.cols)), y(static_cast<size_t>(o.rows));
-  for (size_t j = 0; j < x.size(); ++j) x[j] = static_cast<float>(next() % 2001) * 1e-3f - 1.0f;
-  std::vector<double> gbps;
-  for (int r = 0; r < std::max(o.repetitions, 1) + 1; ++r) {  // +1: warm-up
-    const auto t0 = Clock::now();
-    for (const quant::WeightView& v : views) k.matmul(v, 1, x.data(), y.data());
-    const double sec = seconds_since(t0);
-    if (r > 0) gbps.push_back(static_cast<double>((db + sb) * count) / sec / 1e9);
-  }
-  return median(gbps);
+  g.x_.resize(static_cast<size_t>(o.cols));
+  g.y_.resize(static_cast<size_t>(o.rows));
+  for (float& v : g.x_) v = static_cast<float>(next() % 2001) * 1e-3f - 1.0f;
+  return g;
+}
+
+double GemvProbe::run(const kernels::Kernels& k) {
+  const auto t0 = Clock::now();
+  for (const quant::WeightView& v : views_) k.matmul(v, 1, x_.data(), y_.data());
+  const double sec = seconds_since(t0);
+  return static_cast<double>(bytes_each_ * views_.size()) / sec / 1e9;
 }
 
 }  // namespace frugal::engine

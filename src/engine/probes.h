@@ -6,23 +6,42 @@
 //    f32 matmuls that prefill runs;
 //  - GEMV rate: y = x W^T (one token) over a ring of weight matrices larger than the LLC, so
 //    every weight byte comes from DRAM, as in decode.
+// The probes own their buffers, so a caller can alternate a probe pass with the measurement it
+// rates and take the median of the per-pass ratios: the bandwidth a shared machine leaves to
+// this process drifts over seconds, which a single probe before or after would not see.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
+#include "core/memory.h"
 #include "core/status.h"
 #include "kernels/kernels.h"
 #include "quant/weight_view.h"
 
 namespace frugal::engine {
 
+double median(std::vector<double> v);  // of a non-empty vector
+
+// A buffer of `bytes` (rounded down to whole MiB, at least one) advised as huge pages and touched
+// once at creation, read by Kernels::read_stream in 1 MiB work items on k.pool()'s threads.
+class ReadProbe {
+ public:
+  static Result<ReadProbe> create(uint64_t bytes);
+  // One pass; GB/s (1e9 bytes per second).
+  double run(const kernels::Kernels& k) const;
+
+ private:
+  AlignedBuffer buf_;
+  uint64_t bytes_ = 0;
+};
+
 struct BandwidthOptions {
   uint64_t bytes = uint64_t{512} << 20;  // working set; must exceed the LLC
   int repetitions = 5;                   // the median is reported
 };
 
-// Median read bandwidth in GB/s (1e9 bytes per second) over k.pool()'s threads (one thread when
-// it has none).
+// ReadProbe: a warm-up pass, then the median of `repetitions` passes.
 Result<double> measure_read_bandwidth(const kernels::Kernels& k,
                                       const BandwidthOptions& options = {});
 
@@ -34,11 +53,20 @@ struct GemvProbeOptions {
   int64_t rows = 4096;
   int64_t cols = 4096;
   uint64_t ring_bytes = uint64_t{512} << 20;  // at least this many bytes of matrices
-  int repetitions = 5;                        // passes over the ring; the median is reported
 };
 
-// Median GB/s of weight bytes (incl. scales) read by k.matmul(w, 1, ...) over a ring of random
-// matrices (valid, NaN-free codes; normal bf16/f32 values) in huge-page memory.
-Result<double> measure_gemv(const kernels::Kernels& k, const GemvProbeOptions& options);
+// A ring of random matrices (valid, NaN-free codes; normal bf16/f32 values) in huge-page memory.
+class GemvProbe {
+ public:
+  static Result<GemvProbe> create(const GemvProbeOptions& options);
+  // One pass of k.matmul(w, 1, ...) over the ring; GB/s of weight bytes incl. scales.
+  double run(const kernels::Kernels& k);
+
+ private:
+  AlignedBuffer ring_;
+  std::vector<quant::WeightView> views_;
+  std::vector<float> x_, y_;
+  uint64_t bytes_each_ = 0;
+};
 
 }  // namespace frugal::engine

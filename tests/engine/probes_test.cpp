@@ -27,21 +27,20 @@ TEST(Probes, RatesArePositive) {
   EXPECT_TRUE(std::isfinite(peak));
   for (quant::WeightFormat f : {quant::WeightFormat::kFP8Block, quant::WeightFormat::kMXFP4,
                                 quant::WeightFormat::kBF16, quant::WeightFormat::kF32}) {
-    Result<double> g = measure_gemv(
-        *k, {.format = f, .rows = 256, .cols = 512, .ring_bytes = 1 << 20, .repetitions = 1});
+    Result<GemvProbe> g =
+        GemvProbe::create({.format = f, .rows = 256, .cols = 512, .ring_bytes = 1 << 20});
     ASSERT_TRUE(g.ok()) << g.status().to_string();
-    EXPECT_GT(*g, 0.0);
-    EXPECT_TRUE(std::isfinite(*g));
+    const double gbps = g->run(*k);
+    EXPECT_GT(gbps, 0.0);
+    EXPECT_TRUE(std::isfinite(gbps));
   }
 }
 
 TEST(Probes, BadGemvShapesAreErrors) {
-  Result<kernels::Kernels> k = kernels::Kernels::create({});
-  ASSERT_TRUE(k.ok());
-  Result<double> odd = measure_gemv(
-      *k, {.format = quant::WeightFormat::kMXFP4, .rows = 4, .cols = 33, .ring_bytes = 4096});
+  Result<GemvProbe> odd =
+      GemvProbe::create({.format = quant::WeightFormat::kMXFP4, .rows = 4, .cols = 33});
   EXPECT_FALSE(odd.ok());
-  Result<double> empty = measure_gemv(*k, {.rows = 0, .cols = 128});
+  Result<GemvProbe> empty = GemvProbe::create({.rows = 0, .cols = 128});
   ASSERT_FALSE(empty.ok());
   EXPECT_NE(empty.status().message().find("empty"), std::string::npos);
 }

@@ -10,14 +10,10 @@
 
 namespace frugal::kernels::avx2 {
 
-// Decode GEMV prefetch of the next row group (see avx512_common.h for why and the measurement).
+// Decode GEMV prefetch of the next row group into L2 (see avx512_common.h for why and the
+// measurement).
 FRUGAL_AVX2_INLINE void prefetch_next_group(const void* p, int64_t group_bytes) {
-  const char* q = static_cast<const char*>(p) + group_bytes;
-  if (group_bytes <= 16384) {
-    _mm_prefetch(q, _MM_HINT_T0);
-  } else {
-    _mm_prefetch(q, _MM_HINT_T1);
-  }
+  _mm_prefetch(static_cast<const char*>(p) + group_bytes, _MM_HINT_T1);
 }
 
 // Tokens per register-blocked group: AVX2 has 16 ymm registers, so groups stay small.

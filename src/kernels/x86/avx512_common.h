@@ -23,20 +23,14 @@ inline constexpr int64_t kPrepFloats = 8192;
 inline constexpr int64_t kRowBlockBytes = int64_t{512} << 10;
 
 // Decode GEMV prefetch: while R rows are being read, the rows of the next group (the same
-// columns, R rows further on) are prefetched, one line per 64 bytes read. Rows of V4
+// columns, R rows further on) are prefetched into L2, one line per 64 bytes read. Rows of V4
 // matrices are 1-16 KiB, so the hardware streamers, which do not cross 4 KiB pages, restart at
-// every row; the software stream keeps the core's memory queue full across those restarts.
-// Measured on FP8 [4096, 4096] (640 MiB ring, 2 threads): 21.1 GB/s without, 25.4 GB/s with
-// (84 % of the read probe's 30.1 in the same run); a fixed 1-8 KiB distance gained <= 8 %.
+// every row; the software stream keeps the memory queue full across those restarts. L2 rather
+// than L1: the L2 can have more misses in flight than the L1's fill buffers, and a group of f32
+// rows (4 x 16 KiB) would not fit in L1. Measured on 640 MiB rings of V4-Flash shapes, 2 threads
+// (docs/BENCHMARKS.md): FP8 21.1 -> 26.3 GB/s, bf16 23.8 -> 26.6, MXFP4 19.4 -> 20.5, f32 ~30.
 FRUGAL_AVX512_INLINE void prefetch_next_group(const void* p, int64_t group_bytes) {
-  // Groups larger than a quarter of L1 go to L2 only, so that they do not evict the lines being
-  // read (f32 rows of 16 KiB: 4 rows ahead is 64 KiB, more than L1).
-  const char* q = static_cast<const char*>(p) + group_bytes;
-  if (group_bytes <= 16384) {
-    _mm_prefetch(q, _MM_HINT_T0);
-  } else {
-    _mm_prefetch(q, _MM_HINT_T1);
-  }
+  _mm_prefetch(static_cast<const char*>(p) + group_bytes, _MM_HINT_T1);
 }
 
 // e8m0 code -> 2^(c - 127), exact (code 0 is the f32 subnormal 2^-127; 0xff is rejected at load).

@@ -37,6 +37,33 @@ void dense_rows(const void* w, int64_t ldw, const float* x, int64_t ldx, int64_t
   }
   const auto* wb = static_cast<const char*>(w);
   int64_t k = 0;
+  if constexpr (kBf16) {
+    // Whole 64-byte lines of bf16 (32 weights), two accumulators per row and token.
+    __m512 acc2[R][T];
+    for (int r = 0; r < R; ++r) {
+      for (int t = 0; t < T; ++t) acc2[r][t] = _mm512_setzero_ps();
+    }
+    for (; k + 32 <= n; k += 32) {
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const char* p = wb + (r * ldw + k) * kElem;
+        prefetch_next_group(p, R * ldw * kElem);
+        const __m512i raw = _mm512_loadu_si512(p);
+        const __m512 lo = _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(raw)), 16));
+        const __m512 hi = _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(raw, 1)), 16));
+#pragma GCC unroll 8
+        for (int t = 0; t < T; ++t) {
+          acc[r][t] = _mm512_fmadd_ps(lo, _mm512_loadu_ps(x + t * ldx + k), acc[r][t]);
+          acc2[r][t] = _mm512_fmadd_ps(hi, _mm512_loadu_ps(x + t * ldx + k + 16), acc2[r][t]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm512_add_ps(acc[r][t], acc2[r][t]);
+    }
+  }
   for (; k + 16 <= n; k += 16) {
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
