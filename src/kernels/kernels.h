@@ -23,7 +23,8 @@ namespace frugal::kernels {
 struct OpTable;
 
 struct KernelOptions {
-  std::optional<Isa> isa;      // unset: FRUGAL_ISA from the environment, else the best supported
+  std::optional<Isa> isa =
+      std::nullopt;            // unset: FRUGAL_ISA from the environment, else the best supported
   ThreadPool* pool = nullptr;  // borrowed; null runs every op on the calling thread
 };
 
