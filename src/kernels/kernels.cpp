@@ -132,8 +132,11 @@ void Kernels::softmax(float* x, int64_t m, int64_t n) const {
 void Kernels::attention(const AttentionArgs& a) const {
   FRUGAL_CHECK(a.m >= 0 && a.n_heads > 0 && a.head_dim > 0 && a.n_idx >= 0);
   const auto fn = table_->attention;
-  // Work items are (query, head) pairs; a chunk runs its heads of each query together.
-  const int64_t grain = std::max<int64_t>(1, a.n_heads / 4);
+  // Work items are (query, head) pairs; a chunk runs its heads of each query together and has
+  // at least ~2^17 multiply-adds (scores + values), so that small heads (test models, short
+  // contexts) are not split into pieces cheaper than handing them to another thread.
+  const int64_t per_item = std::max<int64_t>(1, 2 * a.n_idx * a.head_dim);
+  const int64_t grain = std::max<int64_t>({1, a.n_heads / 4, (int64_t{1} << 17) / per_item});
   split(pool_, a.m * a.n_heads, grain, [&](int64_t b, int64_t e, int) {
     for (int64_t i = b; i < e;) {
       const int64_t t = i / a.n_heads, h0 = i % a.n_heads;

@@ -9,6 +9,25 @@
 namespace frugal::kv {
 namespace {
 
+// The decoders run for every cached entry an attention or indexer step reads: table lookups of
+// the exact conversions (core/convert.h), built once, instead of a call per element.
+struct DecodeTables {
+  float e4m3[256];
+  float e8m0[256];
+  float e2m1[16];
+  DecodeTables() {
+    for (int c = 0; c < 256; ++c) {
+      e4m3[c] = e4m3_to_f32(static_cast<uint8_t>(c));
+      e8m0[c] = e8m0_to_f32(static_cast<uint8_t>(c));
+    }
+    for (int c = 0; c < 16; ++c) e2m1[c] = e2m1_to_f32(static_cast<uint8_t>(c));
+  }
+};
+const DecodeTables& tables() {
+  static const DecodeTables t;
+  return t;
+}
+
 constexpr int64_t kFp8Block = 64;  // KV FP8 simulation block (§2.A)
 constexpr int64_t kFp4Block = 32;  // indexer FP4 simulation block
 
@@ -99,10 +118,11 @@ void EntryCodec::decode(const std::byte* in, float* out) const {
   }
   const std::byte* rope = in + nope_;
   const std::byte* scales = rope + 2 * (dim_ - nope_);
+  const DecodeTables& t = tables();
   for (int64_t b = 0; b < nope_ / kFp8Block; ++b) {
-    const float s = e8m0_to_f32(static_cast<uint8_t>(scales[b]));
+    const float s = t.e8m0[static_cast<uint8_t>(scales[b])];
     for (int64_t i = 0; i < kFp8Block; ++i) {
-      out[b * kFp8Block + i] = e4m3_to_f32(static_cast<uint8_t>(in[b * kFp8Block + i])) * s;
+      out[b * kFp8Block + i] = t.e4m3[static_cast<uint8_t>(in[b * kFp8Block + i])] * s;
     }
   }
   get_bf16(rope, dim_ - nope_, out + nope_);
@@ -154,9 +174,12 @@ void IndexKeyCodec::decode(const std::byte* in, float* out) const {
   }
   const uint8_t* packed = reinterpret_cast<const uint8_t*>(in);
   const std::byte* scales = in + dim_ / 2;
-  for (int64_t i = 0; i < dim_; ++i) {
-    const float s = e8m0_to_f32(static_cast<uint8_t>(scales[i / kFp4Block]));
-    out[i] = e2m1_to_f32(fp4_get(packed, i)) * s;
+  const DecodeTables& t = tables();
+  for (int64_t b = 0; b < dim_ / kFp4Block; ++b) {
+    const float s = t.e8m0[static_cast<uint8_t>(scales[b])];
+    for (int64_t i = b * kFp4Block; i < (b + 1) * kFp4Block; ++i) {
+      out[i] = t.e2m1[fp4_get(packed, i) & 0xf] * s;
+    }
   }
 }
 
