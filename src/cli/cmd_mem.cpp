@@ -19,6 +19,7 @@ struct MemOptions {
   int64_t ctx = 4096;
   bool json = false;
   bool config_only = false;
+  bool weights_in_ram = false;
 };
 
 Status run_mem(const MemOptions& o) {
@@ -31,9 +32,11 @@ Status run_mem(const MemOptions& o) {
     eo.max_seq_len = o.ctx;
     eo.scan_values = false;
     eo.load_tokenizer = false;
+    eo.weights_in_ram = o.weights_in_ram;
     FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
     plan.activation_bytes = eng->model().scratch_bytes();
     plan.load_copy_bytes = eng->model().weights().owned_stats.bytes();
+    plan.placed_weight_bytes = eng->model().weights().placed_stats.bytes();
   }
   return write_output(o.json ? engine::memory_plan_json(plan) + "\n"
                              : engine::memory_plan_text(plan));
@@ -53,6 +56,8 @@ Command add_mem(CLI::App& root) {
   sub->add_flag("--json", o->json, "One JSON object");
   sub->add_flag("--config-only", o->config_only,
                 "Plan from config.json alone (no checkpoint; activation arena not reported)");
+  sub->add_flag("--weights-in-ram", o->weights_in_ram,
+                "Load as frugal run --weights-in-ram does, so the copied bytes are counted");
   return {sub, [o] { return run_mem(*o); }};
 }
 

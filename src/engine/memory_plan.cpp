@@ -255,6 +255,10 @@ std::string memory_plan_text(const MemoryPlan& p) {
   if (p.load_copy_bytes > 0) {
     add("copied or repacked at load: %s\n", format_bytes(p.load_copy_bytes).c_str());
   }
+  if (p.placed_weight_bytes > 0) {
+    add("linear weights in huge-page memory: %s (in place of their mapped pages)\n",
+        format_bytes(p.placed_weight_bytes).c_str());
+  }
   add("total (weights + fp8 kv + activations + load copies): %s\n",
       format_bytes(p.weights_bytes + p.kv_fp8.total() + p.activation_bytes + p.load_copy_bytes)
           .c_str());
@@ -284,6 +288,7 @@ std::string memory_plan_json(const MemoryPlan& p) {
                                       {"bf16", p.fixed_state_bytes_bf16}};
   j["activation_bytes"] = p.activation_bytes;
   j["load_copy_bytes"] = p.load_copy_bytes;
+  j["placed_weight_bytes"] = p.placed_weight_bytes;
   j["mla_bytes_per_token"] = p.mla_bytes_per_token;
   j["mha_bytes_per_token"] = p.mha_bytes_per_token;
   j["mla_ratio"] = p.mla_bytes_per_token / p.kv_bytes_per_token_fp8;

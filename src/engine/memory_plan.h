@@ -48,6 +48,9 @@ struct MemoryPlan {
   double mha_bytes_per_token = 0;
   uint64_t activation_bytes = 0;  // Model::scratch_bytes(), when known
   uint64_t load_copy_bytes = 0;   // bytes copied or repacked at load (ModelWeights::owned_stats)
+  // Linear weights copied into huge pages at load (--weights-in-ram, ModelWeights::placed_stats);
+  // the copied pages of the mapping are dropped, so these replace mapped bytes, not add to them.
+  uint64_t placed_weight_bytes = 0;
   int64_t n_layers = 0;
 };
 

@@ -125,6 +125,19 @@ TEST(MemCommand, JsonHasThePlan) {
   EXPECT_GT(j.at("activation_bytes").get<uint64_t>(), 0u);
 }
 
+// mem --weights-in-ram loads as run --weights-in-ram does and counts the huge-page copies.
+TEST(MemCommand, CountsWeightsPlacedInRam) {
+  const RunResult a = run({"mem", "-m", model_dir(), "--json", "--ctx", "64"});
+  const RunResult b = run({"mem", "-m", model_dir(), "--json", "--ctx", "64", "--weights-in-ram"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  ASSERT_EQ(b.rc, 0) << b.err;
+  const nlohmann::json ja = nlohmann::json::parse(a.out), jb = nlohmann::json::parse(b.out);
+  EXPECT_EQ(ja.at("placed_weight_bytes").get<uint64_t>(), 0u);
+  const auto placed = jb.at("placed_weight_bytes").get<uint64_t>();
+  EXPECT_GT(placed, ja.at("weights_bytes").get<uint64_t>() / 2);
+  EXPECT_LE(placed, ja.at("weights_bytes").get<uint64_t>() + (uint64_t{2} << 20));  // 2 MiB pages
+}
+
 TEST(BenchCommand, JsonHasPositiveFigures) {
   const RunResult r = run({"bench", "-m", model_dir(), "--json", "--prompt", "32", "--gen", "8",
                            "--bandwidth-mib", "256"});

@@ -1,5 +1,6 @@
 #include "model/v4/weights.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -21,8 +22,10 @@ TensorKind scale_of(TensorKind k) { return static_cast<TensorKind>(static_cast<i
 // lookup failure here is reported but not expected.
 class Binder {
  public:
-  Binder(const TensorTable& table, ModelWeights& w, WeightPlacement placement)
-      : table_(table), w_(w), placement_(placement) {}
+  // copy_budget: an upper bound of the bytes copy_to_huge_pages() will be asked for (the
+  // checkpoint's size plus alignment), so that the last chunk is not larger than needed.
+  Binder(const TensorTable& table, ModelWeights& w, WeightPlacement placement, uint64_t copy_budget)
+      : table_(table), w_(w), placement_(placement), copy_left_(copy_budget) {}
 
   Result<const format::TensorInfo*> info(TensorKind kind, int32_t block, int32_t expert = -1) {
     const TensorSpec* spec = table_.find(kind, block, expert);
@@ -162,9 +165,9 @@ class Binder {
     return w_.owned.back().as<float>();
   }
 
-  // Bump allocation in 256 MiB huge-page chunks, 64-byte aligned (up to one chunk of slack); a
-  // tensor larger than a chunk gets a buffer of its own. Buffers never move, so the pointers
-  // handed out stay valid.
+  // Bump allocation in huge-page chunks of 256 MiB (less when the budget left is smaller), 64-byte
+  // aligned; a tensor larger than a chunk gets a buffer of its own. Buffers never move, so the
+  // pointers handed out stay valid.
   Result<const void*> copy_to_huge_pages(const void* src, uint64_t n) {
     constexpr uint64_t kChunk = uint64_t{256} << 20;
     const uint64_t need = (n + 63) / 64 * 64;
@@ -172,13 +175,15 @@ class Binder {
     if (need > kChunk) {
       FRUGAL_ASSIGN_OR_RETURN(dst, huge_buffer(need));
     } else {
-      if (chunk_ == nullptr || need > kChunk - chunk_used_) {
-        FRUGAL_ASSIGN_OR_RETURN(chunk_, huge_buffer(kChunk));
+      if (chunk_ == nullptr || need > chunk_size_ - chunk_used_) {
+        chunk_size_ = std::max(need, std::min(kChunk, copy_left_));
+        FRUGAL_ASSIGN_OR_RETURN(chunk_, huge_buffer(chunk_size_));
         chunk_used_ = 0;
       }
       dst = chunk_ + chunk_used_;
       chunk_used_ += need;
     }
+    copy_left_ -= std::min(copy_left_, need);
     std::memcpy(dst, src, n);
     release_mapped_pages(src, n);  // the copy replaces the mapped pages: keep the RSS at 1x
     return static_cast<const void*>(dst);
@@ -186,7 +191,7 @@ class Binder {
   Result<uint8_t*> huge_buffer(uint64_t bytes) {
     FRUGAL_ASSIGN_OR_RETURN(
         AlignedBuffer b,
-        AlignedBuffer::allocate(bytes, &w_.owned_stats, {.huge_pages = HugePages::kAlways}));
+        AlignedBuffer::allocate(bytes, &w_.placed_stats, {.huge_pages = HugePages::kAlways}));
     w_.owned.push_back(std::move(b));
     return w_.owned.back().as<uint8_t>();
   }
@@ -194,7 +199,9 @@ class Binder {
   const TensorTable& table_;
   ModelWeights& w_;
   WeightPlacement placement_;
+  uint64_t copy_left_ = 0;
   uint8_t* chunk_ = nullptr;
+  uint64_t chunk_size_ = 0;
   uint64_t chunk_used_ = 0;
 };
 
@@ -345,7 +352,8 @@ Result<std::unique_ptr<ModelWeights>> load_weights(const std::string& dir,
   check.scan_values = options.scan_values;
   FRUGAL_RETURN_IF_ERROR(check_checkpoint(table, w->checkpoint, check));
 
-  Binder b(table, *w, options.placement);
+  Binder b(table, *w, options.placement,
+           w->checkpoint.total_bytes() + 64 * static_cast<uint64_t>(w->checkpoint.size()));
   const DeepSeekV4Config& cfg = w->config;
   FRUGAL_ASSIGN_OR_RETURN(w->embed, b.linear(TensorKind::kEmbed, kNoBlock));
   FRUGAL_ASSIGN_OR_RETURN(w->head, b.linear(TensorKind::kHead, kNoBlock));
@@ -356,12 +364,11 @@ Result<std::unique_ptr<ModelWeights>> load_weights(const std::string& dir,
     Status s = bind_block(b, cfg, options, blk, w->blocks[static_cast<size_t>(blk)]);
     if (!s.ok()) return s.with_context("binding block " + std::to_string(blk));
   }
-  FRUGAL_LOG_INFO("v4: bound %zu tensors from %s (%llu bytes copied at load%s)",
-                  table.entries().size(), dir.c_str(),
-                  static_cast<unsigned long long>(w->owned_stats.bytes()),
-                  options.placement == WeightPlacement::kHugePages
-                      ? ": linear weights placed in huge-page memory"
-                      : "");
+  FRUGAL_LOG_INFO(
+      "v4: bound %zu tensors from %s (%llu bytes copied at load, %llu bytes of "
+      "linear weights placed in huge-page memory)",
+      table.entries().size(), dir.c_str(), static_cast<unsigned long long>(w->owned_stats.bytes()),
+      static_cast<unsigned long long>(w->placed_stats.bytes()));
   return w;
 }
 

@@ -34,7 +34,7 @@ enum class WeightPlacement : uint8_t {
   kMapped,
   // Copied once at load into anonymous memory advised as 2 MiB huge pages (chunks of 256 MiB):
   // fewer TLB misses, so decode reads the weights faster (docs/BENCHMARKS.md), at the price of
-  // RAM for every weight byte (counted in ModelWeights::owned_stats and logged).
+  // RAM for every weight byte (counted in ModelWeights::placed_stats and logged).
   kHugePages,
 };
 
@@ -127,7 +127,8 @@ struct ModelWeights {
   std::vector<BlockWeights> blocks;  // n_layers main blocks, then the MTP blocks
 
   format::Checkpoint checkpoint;  // owns the mapped files the views point into
-  MemoryStats owned_stats;        // bytes copied at load (bf16 -> f32 vectors, tid2eid, placement)
+  MemoryStats owned_stats;        // bytes copied at load (bf16 -> f32 vectors, tid2eid, ...)
+  MemoryStats placed_stats;  // huge-page copies of the linear weights (WeightPlacement::kHugePages)
   std::vector<AlignedBuffer> owned;
 };
 
