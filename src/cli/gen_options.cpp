@@ -33,6 +33,11 @@ void add_gen_flags(CLI::App* sub, GenFlags* f, int64_t default_max_tokens) {
       ->check(CLI::PositiveNumber);
   sub->add_option("-t,--threads", f->threads, "Worker threads (0 = one per CPU)")
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("--chunk", f->chunk,
+                  "Prefill tokens per forward chunk: each routed expert is read once per chunk, so "
+                  "larger chunks prefill MoE models faster for a larger activation arena")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   sub->add_flag("--weights-in-ram", f->weights_in_ram,
                 "Copy the weights into huge-page memory at load (faster decode; needs RAM for the "
                 "whole model)");
@@ -43,6 +48,7 @@ Result<engine::EngineOptions> engine_options(const GenFlags& f) {
   o.model_dir = f.model;
   o.threads = f.threads;
   o.weights_in_ram = f.weights_in_ram;
+  o.max_chunk = f.chunk;
   FRUGAL_ASSIGN_OR_RETURN(o.cache, engine::parse_cache_format(f.cache));
   o.max_seq_len = f.ctx;
   return o;

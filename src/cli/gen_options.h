@@ -16,6 +16,7 @@ struct GenFlags {
   std::string model;
   int threads = 0;
   bool weights_in_ram = false;
+  int64_t chunk = 64;  // prefill tokens per forward chunk
   std::string cache = "fp8";
   int64_t ctx = 4096;
   int64_t max_tokens = 128;

@@ -23,8 +23,8 @@ namespace frugal::kernels {
 struct OpTable;
 
 struct KernelOptions {
-  std::optional<Isa> isa =
-      std::nullopt;            // unset: FRUGAL_ISA from the environment, else the best supported
+  // Unset: FRUGAL_ISA from the environment, else the best supported level.
+  std::optional<Isa> isa = std::nullopt;
   ThreadPool* pool = nullptr;  // borrowed; null runs every op on the calling thread
 };
 

@@ -50,6 +50,16 @@ TEST(RunCommand, GreedyIsDeterministicWithSummary) {
   EXPECT_NE(a.err.find("peak rss"), std::string::npos);
 }
 
+// The load and prefill options: 2-token prefill chunks and weights copied into huge pages.
+TEST(RunCommand, ChunkAndWeightsInRam) {
+  const RunResult r = run({"run", "-m", model_dir(), "-p", "ROMEO: What", "--temp", "0", "-n", "8",
+                           "--chunk", "2", "--weights-in-ram"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("ROMEO: What", 0), 0u) << r.out;
+  EXPECT_GT(r.out.size(), std::string("ROMEO: What").size());
+  EXPECT_NE(r.err.find("generated 8 tok"), std::string::npos) << r.err;
+}
+
 TEST(RunCommand, SeededSamplingIsReproducible) {
   auto args = [](const std::string& seed) {
     return std::vector<std::string>{
@@ -68,6 +78,7 @@ TEST(RunCommand, BadArgumentsGiveOneErrorLine) {
       {"run", "-m", model_dir(), "-p", "x", "-n", "many"},
       {"run", "-m", model_dir(), "-p", "x", "--cache", "fp4"},
       {"run", "-m", model_dir(), "-p", "x", "--bogus"},
+      {"run", "-m", model_dir(), "-p", "x", "--chunk", "0"},
       {"run", "-m", model_dir()},
       {"mem", "-m", model_dir(), "--ctx", "0"},
       {"bench", "-m", model_dir(), "--prompt", "-3"},

@@ -112,7 +112,6 @@ void hc_post(const HcPostArgs& a, int64_t t) {
   }
 }
 
-}  // namespace
 // Twelve independent chains: more than FMA latency (4) x ports (2), so the loop runs at the
 // FMA throughput.
 uint64_t fma_peak(int64_t iters) {
@@ -143,6 +142,8 @@ uint64_t read_stream(const uint64_t* p, int64_t n_words) {
   return static_cast<uint64_t>(_mm256_extract_epi64(s, 0) | _mm256_extract_epi64(s, 1) |
                                _mm256_extract_epi64(s, 2) | _mm256_extract_epi64(s, 3));
 }
+
+}  // namespace
 
 }  // namespace frugal::kernels::avx2
 

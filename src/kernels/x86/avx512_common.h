@@ -27,8 +27,8 @@ inline constexpr int64_t kRowBlockBytes = int64_t{512} << 10;
 // matrices are 1-16 KiB, so the hardware streamers, which do not cross 4 KiB pages, restart at
 // every row; the software stream keeps the memory queue full across those restarts. L2 rather
 // than L1: the L2 can have more misses in flight than the L1's fill buffers, and a group of f32
-// rows (4 x 16 KiB) would not fit in L1. Measured on 640 MiB rings of V4-Flash shapes, 2 threads
-// (docs/BENCHMARKS.md): FP8 21.1 -> 26.3 GB/s, bf16 23.8 -> 26.6, MXFP4 19.4 -> 20.5, f32 ~30.
+// rows (4 x 16 KiB) would not fit in L1. Measured on a 640 MiB ring of FP8 [4096, 4096], 2
+// threads: 21.1 GB/s without, 25.4 GB/s with (docs/BENCHMARKS.md has every format).
 FRUGAL_AVX512_INLINE void prefetch_next_group(const void* p, int64_t group_bytes) {
   _mm_prefetch(static_cast<const char*>(p) + group_bytes, _MM_HINT_T1);
 }

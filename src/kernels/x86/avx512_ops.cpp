@@ -134,7 +134,6 @@ void hc_post(const HcPostArgs& a, int64_t t) {
   }
 }
 
-}  // namespace
 // Twelve independent chains: more than FMA latency (4) x ports (2), so the loop runs at the
 // FMA throughput.
 uint64_t fma_peak(int64_t iters) {
@@ -164,6 +163,8 @@ uint64_t read_stream(const uint64_t* p, int64_t n_words) {
   const __m512i s = _mm512_or_si512(_mm512_or_si512(a0, a1), _mm512_or_si512(a2, a3));
   return static_cast<uint64_t>(_mm512_reduce_or_epi64(s));
 }
+
+}  // namespace
 
 }  // namespace frugal::kernels::avx512
 
