@@ -232,7 +232,7 @@ Status run_bench(const BenchOptions& o) {
   add("model %s, %s kernels, %d threads, %s cache, weights %s, medians of %d runs\n",
       o.model.c_str(), isa.c_str(), main.threads, o.cache.c_str(),
       o.weights_in_ram ? "in huge pages" : "mapped", std::max(o.reps, 1));
-  add("prefill %lld tokens: %.1f tok/s = %.1f GFLOP/s of matmuls (%.2f GFLOP/token); f32 FMA "
+  add("prefill %lld tokens: %.1f tok/s = %.1f GFLOP/s of matmuls (%.3g GFLOP/token); f32 FMA "
       "peak (same run) %.1f GFLOP/s: %.1f %%%s\n",
       static_cast<long long>(o.prompt), main.prefill_tps, prefill_gflops,
       static_cast<double>(flops_per_token) / 1e9, fma_peak, 100.0 * ratio(prefill_gflops, fma_peak),
