@@ -43,14 +43,17 @@ FRUGAL_AVX2_INLINE void fp8x16_to_f32(__m128i codes, __m256* lo, __m256* hi) {
   *hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
 }
 
-// e2m1 nibble in bits 0-3 of each dword -> f32: magnitude from an 8-entry vpermps table (bits
-// 0-2), sign bit 3 moved to bit 31.
+// e2m1 nibble in bits 0-3 of each dword -> f32 in three ops. vpermps looks up the magnitude
+// (bits 0-2) in an 8-entry table and idx << 28 puts the nibble in bits 28-31: its bit 3 (the
+// sign) lands on the f32 sign bit, its bits 0-2 on exponent bits 28-30, so the table holds each
+// magnitude's bits XOR (m << 28) and the XOR with idx << 28 restores them while setting the sign.
 FRUGAL_AVX2_INLINE __m256 fp4_lookup(__m256i idx) {
-  const __m256 mag = _mm256_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f);
-  const __m256 v = _mm256_permutevar8x32_ps(mag, idx);
-  const __m256i sign = _mm256_and_si256(_mm256_slli_epi32(idx, 28),
-                                        _mm256_set1_epi32(static_cast<int>(0x80000000u)));
-  return _mm256_xor_ps(v, _mm256_castsi256_ps(sign));
+  const __m256i mag = _mm256_setr_epi32(
+      0x00000000 ^ (0 << 28), 0x3F000000 ^ (1 << 28), 0x3F800000 ^ (2 << 28),
+      0x3FC00000 ^ (3 << 28), 0x40000000 ^ (4 << 28), 0x40400000 ^ (5 << 28),
+      0x40800000 ^ (6 << 28), static_cast<int>(0x40C00000u ^ (7u << 28)));
+  const __m256 v = _mm256_permutevar8x32_ps(_mm256_castsi256_ps(mag), idx);
+  return _mm256_xor_ps(v, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
 }
 
 // Two e8m0 codes (the scales of one 64-element FP4 chunk) -> lanes 0-3 scale 0, lanes 4-7 scale 1.
