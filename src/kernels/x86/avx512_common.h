@@ -33,6 +33,15 @@ FRUGAL_AVX512_INLINE void prefetch_next_group(const void* p, int64_t group_bytes
   _mm_prefetch(static_cast<const char*>(p) + group_bytes, _MM_HINT_T1);
 }
 
+// The MXFP4 GEMV's variant: the next group into L1 and the group 8 groups ahead into L2. Its
+// four offset loads per 64 bytes straddle cache lines and run from L1 much better than from L2;
+// with the lines already in L1 a core streams [2048, 4096] matrices at 12.4 GB/s instead of 10.7
+// (2 threads: 22.3-22.9 GB/s instead of 19.8-20.2, on the same 640 MiB ring). FP8 gained nothing.
+FRUGAL_AVX512_INLINE void prefetch_two_level(const void* p, int64_t group_bytes) {
+  _mm_prefetch(static_cast<const char*>(p) + group_bytes, _MM_HINT_T0);
+  _mm_prefetch(static_cast<const char*>(p) + 8 * group_bytes, _MM_HINT_T1);
+}
+
 // e8m0 code -> 2^(c - 127), exact (code 0 is the f32 subnormal 2^-127; 0xff is rejected at load).
 FRUGAL_AVX512_INLINE float e8m0_f32(uint8_t c) {
   return c == 0 ? 0x1p-127f : __builtin_bit_cast(float, static_cast<uint32_t>(c) << 23);

@@ -134,9 +134,7 @@ FRUGAL_AVX512_INLINE void fp4_decode(const __m512i l[4], __m512 tab, __m512 v[8]
 }
 
 // The MXFP4 offset loads straddle into the next cache line; when that line is still in flight
-// from DRAM the split load stalls, which the next-group prefetch (avx512_common.h) avoids (with an
-// earlier fixed 4 KiB-ahead prefetch: 717 -> 404 us of CPU per [2048, 4096] matrix of a 640 MiB
-// ring).
+// from DRAM the split load stalls, which the two-level prefetch (avx512_common.h) avoids.
 
 // Loads for a chunk with nb valid bytes (masked: nothing past them is read).
 FRUGAL_AVX512_INLINE void fp4_load_masked(const uint8_t* p, int64_t nb, __m512i l[4]) {
@@ -234,7 +232,7 @@ void fp4_rows(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, cons
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       __m512i l[4];
-      prefetch_next_group(w + r * ldw + 64 * c, R * ldw);
+      prefetch_two_level(w + r * ldw + 64 * c, R * ldw);
       fp4_load(w + r * ldw + 64 * c, l);
       fp4_decode(l, tab, v[r]);
     }
