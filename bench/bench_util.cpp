@@ -8,7 +8,6 @@
 #include <random>
 #include <string>
 
-#include "core/convert.h"
 #include "kernels/kernels.h"
 
 namespace frugal::bench {
@@ -92,28 +91,6 @@ std::vector<float> random_floats(int64_t n, float sd) {
   std::vector<float> v(static_cast<size_t>(n));
   for (auto& x : v) x = normal(rng);
   return v;
-}
-
-void fill_random_codes(quant::WeightFormat f, uint8_t* p, uint64_t n) {
-  uint64_t s = 0x9e3779b97f4a7c15ull;
-  for (uint64_t i = 0; i < n; ++i) {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    p[i] = static_cast<uint8_t>(s);
-  }
-  if (f == quant::WeightFormat::kFP8Block) {
-    for (uint64_t i = 0; i < n; ++i) {
-      if ((p[i] & 0x7f) == 0x7f) p[i] = 0x3e;
-    }
-  } else if (f == quant::WeightFormat::kBF16) {
-    auto* h = reinterpret_cast<uint16_t*>(p);
-    for (uint64_t i = 0; i < n / 2; ++i)
-      h[i] = f32_to_bf16(static_cast<float>(h[i] % 1000) * 1e-3f);
-  } else if (f == quant::WeightFormat::kF32) {
-    auto* v = reinterpret_cast<float*>(p);
-    for (uint64_t i = 0; i < n / 4; ++i) v[i] = static_cast<float>(i % 1000) * 1e-3f;
-  }
 }
 
 void register_probes() {

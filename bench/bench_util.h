@@ -33,8 +33,6 @@ T must(Result<T> r) {
 ThreadPool* pool(int n);
 
 std::vector<float> random_floats(int64_t n, float sd = 1.0f);
-// Random bytes that are valid codes of format f (no e4m3 NaN); f32 / bf16 get random values.
-void fill_random_codes(quant::WeightFormat f, uint8_t* p, uint64_t n);
 
 void register_probes();               // BM_ReadBandwidth, BM_FmaPeak
 void register_ops(kernels::Isa isa);  // norms, rope, attention, top-k, swiglu, hyper-connections

@@ -55,7 +55,7 @@ const WeightRing& ring_for(WeightFormat f, int64_t rows, int64_t cols) {
     ring.scales =
         must(AlignedBuffer::allocate(sb * count, nullptr, {.huge_pages = HugePages::kAlways}));
   }
-  fill_random_codes(f, ring.data.as<uint8_t>(), db * count);
+  quant::fill_random_weight_codes(f, ring.data.as<uint8_t>(), db * count, 1);
   for (uint64_t i = 0; i < sb * count; ++i) ring.scales.as<uint8_t>()[i] = 120 + (i % 8);
   for (uint64_t i = 0; i < count; ++i) {
     ring.views.push_back({.format = f,
@@ -91,7 +91,7 @@ void BM_GemvCached(benchmark::State& state, Isa isa, WeightFormat f) {
   const int64_t rows = 256, cols = 4096;
   std::vector<uint8_t> data(quant::weight_data_bytes(f, rows, cols));
   std::vector<uint8_t> scales(quant::weight_scale_bytes(f, rows, cols), 124);
-  fill_random_codes(f, data.data(), data.size());
+  quant::fill_random_weight_codes(f, data.data(), data.size(), 1);
   const quant::WeightView w{.format = f,
                             .rows = rows,
                             .cols = cols,

@@ -91,7 +91,6 @@ double measure_fma_peak(const kernels::Kernels& k, int repetitions) {
 }
 
 Result<GemvProbe> GemvProbe::create(const GemvProbeOptions& o) {
-  using quant::WeightFormat;
   if (o.rows <= 0 || o.cols <= 0) return invalid_argument("GEMV probe: empty matrix");
   const uint64_t db = quant::weight_data_bytes(o.format, o.rows, o.cols);
   const uint64_t sb = quant::weight_scale_bytes(o.format, o.rows, o.cols);
@@ -103,43 +102,10 @@ Result<GemvProbe> GemvProbe::create(const GemvProbeOptions& o) {
   FRUGAL_ASSIGN_OR_RETURN(
       g.ring_, AlignedBuffer::allocate(each * count, &stats, {.huge_pages = HugePages::kAlways}));
   uint8_t* base = g.ring_.as<uint8_t>();
-  uint64_t s = 0x9e3779b97f4a7c15ull;  // xorshift64: values do not change the kernels' speed
-  auto next = [&s] {
-    s ^= s << 13;
-    s ^= s >> 7;
-    s ^= s << 17;
-    return s;
-  };
   for (uint64_t i = 0; i < count; ++i) {
     uint8_t* data = base + i * each;
-    switch (o.format) {
-      case WeightFormat::kFP8Block:  // e4m3 without the NaN codes 0x7f / 0xff
-        for (uint64_t j = 0; j < db; ++j) {
-          const auto b = static_cast<uint8_t>(next());
-          data[j] = (b & 0x7f) == 0x7f ? 0x3e : b;
-        }
-        break;
-      case WeightFormat::kMXFP4:  // every e2m1 code is finite
-        for (uint64_t j = 0; j < db; ++j) data[j] = static_cast<uint8_t>(next());
-        break;
-      case WeightFormat::kBF16:  // normal values in [2^-8, 2^8), random sign
-        for (uint64_t j = 0; j < db; j += 2) {
-          const uint64_t r = next();
-          const auto h = static_cast<uint16_t>(((r & 1) << 15) | ((119 + (r >> 1) % 16) << 7) |
-                                               ((r >> 8) & 0x7f));
-          std::memcpy(data + j, &h, 2);
-        }
-        break;
-      case WeightFormat::kF32:
-        for (uint64_t j = 0; j < db; j += 4) {
-          const uint64_t r = next();
-          const auto w = static_cast<uint32_t>(((r & 1) << 31) | ((119 + (r >> 1) % 16) << 23) |
-                                               ((r >> 8) & 0x7fffff));
-          std::memcpy(data + j, &w, 4);
-        }
-        break;
-    }
-    for (uint64_t j = 0; j < sb; ++j) data[db + j] = static_cast<uint8_t>(120 + next() % 8);
+    quant::fill_random_weight_codes(o.format, data, db, i + 1);  // values do not change speed
+    for (uint64_t j = 0; j < sb; ++j) data[db + j] = static_cast<uint8_t>(120 + j % 8);
     FRUGAL_ASSIGN_OR_RETURN(quant::WeightView v,
                             quant::make_weight_view(o.format, o.rows, o.cols, data, db,
                                                     sb ? data + db : nullptr, sb, "GEMV probe"));
@@ -147,7 +113,7 @@ Result<GemvProbe> GemvProbe::create(const GemvProbeOptions& o) {
   }
   g.x_.resize(static_cast<size_t>(o.cols));
   g.y_.resize(static_cast<size_t>(o.rows));
-  for (float& v : g.x_) v = static_cast<float>(next() % 2001) * 1e-3f - 1.0f;
+  for (size_t j = 0; j < g.x_.size(); ++j) g.x_[j] = static_cast<float>(j % 2001) * 1e-3f - 1.0f;
   return g;
 }
 

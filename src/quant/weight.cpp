@@ -224,4 +224,41 @@ void quantize_mxfp4(const float* w, int64_t rows, int64_t cols, uint8_t* packed,
   }
 }
 
+void fill_random_weight_codes(WeightFormat f, uint8_t* data, uint64_t n, uint64_t seed) {
+  uint64_t s = seed != 0 ? seed : 0x9e3779b97f4a7c15ull;
+  auto next = [&s] {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  };
+  switch (f) {
+    case WeightFormat::kFP8Block:
+      for (uint64_t j = 0; j < n; ++j) {
+        const auto b = static_cast<uint8_t>(next());
+        data[j] = (b & 0x7f) == 0x7f ? 0x3e : b;
+      }
+      break;
+    case WeightFormat::kMXFP4:
+      for (uint64_t j = 0; j < n; ++j) data[j] = static_cast<uint8_t>(next());
+      break;
+    case WeightFormat::kBF16:
+      for (uint64_t j = 0; j + 2 <= n; j += 2) {
+        const uint64_t r = next();
+        const auto h = static_cast<uint16_t>(((r & 1) << 15) | ((119 + (r >> 1) % 16) << 7) |
+                                             ((r >> 8) & 0x7f));
+        std::memcpy(data + j, &h, 2);
+      }
+      break;
+    case WeightFormat::kF32:
+      for (uint64_t j = 0; j + 4 <= n; j += 4) {
+        const uint64_t r = next();
+        const auto w = static_cast<uint32_t>(((r & 1) << 31) | ((119 + (r >> 1) % 16) << 23) |
+                                             ((r >> 8) & 0x7fffff));
+        std::memcpy(data + j, &w, 4);
+      }
+      break;
+  }
+}
+
 }  // namespace frugal::quant

@@ -42,6 +42,11 @@ Result<WeightView> slice_rows(const WeightView& w, int64_t begin, int64_t end);
 // The loader calls it once per tensor; kernels assume NaN-free weights.
 Status check_weight_codes(const WeightView& w, std::string_view what);
 
+// Fills data[n] (the data array of a format-f weight) with pseudo-random valid codes from `seed`
+// (xorshift64): e4m3 without the NaN codes, any e2m1 nibble, bf16 / f32 normal values in
+// [2^-8, 2^8) with random signs. For benchmarks and probes, where values do not change speed.
+void fill_random_weight_codes(WeightFormat f, uint8_t* data, uint64_t n, uint64_t seed);
+
 // ---- reference dequantization (exact in f32, §2.B) ----
 
 float weight_at(const WeightView& w, int64_t row, int64_t col);

@@ -174,5 +174,33 @@ TEST(Quantize, Mxfp4RoundTrip) {
   EXPECT_EQ(scales, scales2);
 }
 
+// The benchmark filler: every format's data is valid (no e4m3 NaN codes, check_weight_codes
+// passes) and bf16 / f32 values are normal numbers in [2^-8, 2^8); different seeds differ.
+TEST(WeightView, RandomCodesAreValid) {
+  for (WeightFormat f :
+       {WeightFormat::kFP8Block, WeightFormat::kMXFP4, WeightFormat::kBF16, WeightFormat::kF32}) {
+    const int64_t rows = 130, cols = 256;
+    std::vector<uint8_t> data(weight_data_bytes(f, rows, cols)), other(data.size());
+    std::vector<uint8_t> scales(weight_scale_bytes(f, rows, cols), 127);
+    fill_random_weight_codes(f, data.data(), data.size(), 7);
+    fill_random_weight_codes(f, other.data(), other.size(), 8);
+    EXPECT_NE(data, other);
+    Result<WeightView> w =
+        make_weight_view(f, rows, cols, data.data(), data.size(),
+                         scales.empty() ? nullptr : scales.data(), scales.size(), "random");
+    ASSERT_TRUE(w.ok()) << w.status().to_string();
+    EXPECT_TRUE(check_weight_codes(*w, "random").ok());
+    std::vector<float> out(static_cast<size_t>(rows * cols));
+    dequantize(*w, out.data());
+    for (float v : out) {
+      ASSERT_TRUE(std::isfinite(v));
+      if (f == WeightFormat::kBF16 || f == WeightFormat::kF32) {
+        EXPECT_GE(std::fabs(v), 0x1p-8f);
+        EXPECT_LT(std::fabs(v), 0x1p8f);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace frugal::quant
