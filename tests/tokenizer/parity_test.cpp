@@ -1,8 +1,8 @@
 // Parity with the Python reference tokenizer (tools/tokenizer/bpe.py): the shipped
 // models/tiny-v4/tokenizer.json must give the reference ids on every text of the Unicode torture
 // set and on the whole corpus, with and without special tokens, and decode(encode(x)) == x.
-// Fixtures: tests/fixtures/tokenizer/ (tools/tokenizer/make_fixtures.py). The corpus lives in
-// ../shared/data next to the repository (the same place in CI); if it is missing this test fails.
+// Fixtures: tests/fixtures/tokenizer/ (tools/tokenizer/make_fixtures.py), including a copy of the
+// corpus (shared/data/tinyshakespeare.txt).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -92,12 +92,12 @@ TEST(TokenizerParity, TortureSetMatchesReference) {
 
 TEST(TokenizerParity, CorpusMatchesReference) {
   const nlohmann::json m = manifest();
-  const std::string path = kRoot + "/../shared/data/tinyshakespeare.txt";
+  // A copy of shared/data/tinyshakespeare.txt (public domain), so the test needs nothing outside
+  // the repository; the size check below catches a different file.
+  const std::string path = kFixtures + "tinyshakespeare.txt";
   std::string text;
   if (!read_file(path, &text)) {
-    FAIL() << "corpus not found at " << path
-           << ": the tokenizer parity test needs ../shared/data/tinyshakespeare.txt next to the "
-              "repository checkout (CI lays shared/ there)";
+    FAIL() << "corpus not found at " << path;
   }
   ASSERT_EQ(text.size(), m["corpus"]["bytes"].get<size_t>())
       << path << " is not the expected corpus";

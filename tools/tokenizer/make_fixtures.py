@@ -6,7 +6,8 @@ Writes, for every torture text in torture.py:
   texts/NAME            the raw bytes (.txt: valid UTF-8, .bin: contains invalid UTF-8)
   NAME.ids              encode(bytes, allow_special=False), ids separated by single spaces, then "\\n"
   NAME.special.ids      encode(bytes, allow_special=True)
-and for the whole corpus (../shared/data/tinyshakespeare.txt, not copied):
+and for the whole corpus (../shared/data/tinyshakespeare.txt, copied next to its ids so the test
+needs nothing outside the repository):
   corpus.ids            encode(corpus, allow_special=False), same format
 plus manifest.json: sha256 and byte length of every input (the corpus included), the sha256 of every
 ids file, token counts, and the tokenizer.json sha256 the ids belong to.
@@ -89,7 +90,8 @@ def main():
     dt = time.perf_counter() - t0
     check_roundtrip(tok, "corpus", corpus, corpus_ids)
     files["corpus.ids"] = ids_text(corpus_ids)
-    corpus_entry = {"source": "../shared/data/tinyshakespeare.txt (relative to the repository root)",
+    files["tinyshakespeare.txt"] = corpus
+    corpus_entry = {"source": "tinyshakespeare.txt (this folder; a copy of shared/data/tinyshakespeare.txt)",
                     "bytes": len(corpus), "sha256": sha256(corpus), "ids": "corpus.ids",
                     "tokens": len(corpus_ids), "ids_sha256": sha256(files["corpus.ids"]),
                     "train_split_chars": int(0.9 * len(corpus.decode("utf-8")))}
