@@ -213,6 +213,45 @@ TEST(V4Forward, DecodeEqualsPrefillAtEightOfficialWindows) {
   }
 }
 
+// The indexer scores its keys a tile at a time (ModelOptions::index_tile): tiles of 7 keys (up to
+// 6 tiles and a partial one per query at 160 tokens) select the same entries and give the same
+// logits as one tile. With the scalar oracle every dot product is summed in the same order
+// whatever the tile, so both are equal bit for bit; with the best ISA the selections are compared
+// exactly and the logits to summation noise (as in the tests above).
+TEST(V4Forward, IndexerTilesDoNotChangeTheSelection) {
+  for (kernels::Isa isa : {kernels::Isa::kScalar, kernels::best_isa()}) {
+    std::vector<std::vector<int32_t>> selections[2];
+    std::vector<float> logits[2];
+    const int64_t tiles[2] = {1024, 7};
+    for (int k = 0; k < 2; ++k) {
+      auto m = Model::load(random_checkpoint(), test_kernels(isa), {},
+                           {.max_chunk = 64, .max_seq_len = 1040, .index_tile = tiles[k]});
+      ASSERT_TRUE(m.ok()) << m.status().to_string();
+      const int64_t v = (*m)->config().vocab_size;
+      const std::vector<int32_t> ids = random_ids(160, static_cast<int>(v), 7);
+      IndexSelectHook hook = [&](int32_t, int64_t, std::span<int32_t> e) {
+        selections[k].emplace_back(e.begin(), e.end());
+      };
+      auto cache = new_cache(**m, kv::CacheFormat::kFp8);
+      logits[k].resize(ids.size() * v);
+      for (size_t pos = 0; pos < ids.size(); pos += 40) {  // prefill chunks, then decode
+        const size_t n = pos < 120 ? 40 : 1;
+        for (size_t p = pos; p < pos + 40 && p < ids.size(); p += n) {
+          const Status s = (*m)->forward(*cache, {.ids = std::span(ids.data() + p, n),
+                                                  .logits_mode = LogitsMode::kAll,
+                                                  .logits = std::span(logits[k].data() + p * v, n * v),
+                                                  .on_index_select = &hook});
+          ASSERT_TRUE(s.ok()) << s.to_string();
+        }
+      }
+    }
+    const std::string what(kernels::isa_name(isa));
+    ASSERT_GT(selections[0].size(), 100u) << what;
+    EXPECT_EQ(selections[0], selections[1]) << what;
+    expect_consistent(logits[0], logits[1], isa, what + " index tiles");
+  }
+}
+
 TEST(V4Forward, SnapshotRestoreContinuesLikeAnUninterruptedRun) {
   auto m = load_model();
   ASSERT_NE(m, nullptr);

@@ -51,6 +51,8 @@ struct Scratch {
   float* iq = nullptr;       // [n, index_n_heads, index_head_dim]
   float* iw = nullptr;       // [n, index_n_heads]
   float* iscores = nullptr;  // [max_seq_len / 4]
+  float* ikeys = nullptr;    // [index_tile, index_head_dim] decoded keys of one tile
+  float* idots = nullptr;    // [index_n_heads, index_tile] their dot products with the heads
   int32_t* isel = nullptr;   // [index_topk]
   // MoE (the chunk's tokens are grouped by routed expert, so each expert is read once per chunk)
   float* gate = nullptr;     // [n, n_routed_experts] scores
@@ -69,9 +71,11 @@ struct Scratch {
   int64_t max_chunk = 0;
   int64_t max_seq_len = 0;
   int64_t max_candidates = 0;
+  int64_t index_tile = 0;  // indexer keys scored per matmul
 
   // Takes the buffers from `arena` (nullptr: only computes the size). Returns the bytes needed.
-  uint64_t plan(const DeepSeekV4Config& c, int64_t max_chunk, int64_t max_seq_len, Arena* arena);
+  uint64_t plan(const DeepSeekV4Config& c, int64_t max_chunk, int64_t max_seq_len,
+                int64_t max_index_tile, Arena* arena);
 };
 
 // Everything a layer function reads.

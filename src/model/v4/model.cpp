@@ -32,7 +32,8 @@ class Carver {
 
 }  // namespace
 
-uint64_t Scratch::plan(const DeepSeekV4Config& c, int64_t chunk, int64_t seq_len, Arena* arena) {
+uint64_t Scratch::plan(const DeepSeekV4Config& c, int64_t chunk, int64_t seq_len,
+                       int64_t max_index_tile, Arena* arena) {
   max_chunk = chunk;
   max_seq_len = seq_len;
   int64_t max_ratio = 4;
@@ -74,6 +75,9 @@ uint64_t Scratch::plan(const DeepSeekV4Config& c, int64_t chunk, int64_t seq_len
   cv.take(iq, n * c.index_n_heads * c.index_head_dim);
   cv.take(iw, n * c.index_n_heads);
   cv.take(iscores, seq_len / 4 + 1);
+  index_tile = std::min<int64_t>(seq_len / 4 + 1, max_index_tile);
+  cv.take(ikeys, index_tile * c.index_head_dim);
+  cv.take(idots, index_tile * c.index_n_heads);
   cv.take(isel, c.index_topk);
   cv.take(gate, n * c.n_routed_experts);
   cv.take(biased, c.n_routed_experts);
@@ -96,6 +100,7 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelWeights> weigh
   const DeepSeekV4Config& c = weights->config;
   FRUGAL_RETURN_IF_ERROR(check_model_supported(c));
   if (options.max_chunk < 1) return invalid_argument("model options: max_chunk must be >= 1");
+  if (options.index_tile < 1) return invalid_argument("model options: index_tile must be >= 1");
   std::unique_ptr<Model> m(new Model());
   m->kernels_ = &kernels;
   m->max_chunk_ = options.max_chunk;
@@ -104,9 +109,9 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelWeights> weigh
   for (int64_t b = 0; b < c.n_blocks(); ++b) {
     m->rope_.emplace_back(c.rope_head_dim, c.rope_params(b));
   }
-  const uint64_t bytes = m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, nullptr);
+  const uint64_t bytes = m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, options.index_tile, nullptr);
   FRUGAL_ASSIGN_OR_RETURN(m->arena_, Arena::create(bytes, &m->scratch_stats_));
-  m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, &m->arena_);
+  m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, options.index_tile, &m->arena_);
   FRUGAL_RETURN_IF_ERROR(m->arena_.status());  // a sizing bug if it fires
   std::iota(m->scratch_.kidx, m->scratch_.kidx + m->scratch_.max_candidates, 0);
   m->weights_ = std::move(weights);
