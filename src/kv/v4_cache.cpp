@@ -96,8 +96,11 @@ void V4SequenceCache::load_compressed(int32_t block, int64_t j, float* e) const 
 void V4SequenceCache::store_index_key(int32_t block, int64_t j, const float* k) {
   key_.encode(k, blocks_[static_cast<size_t>(block)].keys.entry(j));
 }
-void V4SequenceCache::load_index_key(int32_t block, int64_t j, float* k) const {
-  key_.decode(blocks_[static_cast<size_t>(block)].keys.entry(j), k);
+quant::WeightView V4SequenceCache::load_index_keys(int32_t block, int64_t j0, int64_t n,
+                                                   std::byte* buf) const {
+  const PagedEntries& keys = blocks_[static_cast<size_t>(block)].keys;
+  for (int64_t j = 0; j < n; ++j) key_.copy_row(keys.entry(j0 + j), j, n, buf);
+  return key_.rows_view(n, buf);
 }
 
 v4::CompressorState V4SequenceCache::compressor_state(int32_t block, v4::CompressorSlot slot) {

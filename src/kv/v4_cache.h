@@ -71,7 +71,8 @@ class V4SequenceCache final : public v4::SequenceCacheView {
   void store_compressed(int32_t block, int64_t j, const float* entry) override;
   void load_compressed(int32_t block, int64_t j, float* entry) const override;
   void store_index_key(int32_t block, int64_t j, const float* key) override;
-  void load_index_key(int32_t block, int64_t j, float* key) const override;
+  quant::WeightView load_index_keys(int32_t block, int64_t j0, int64_t n,
+                                    std::byte* buf) const override;
   v4::CompressorState compressor_state(int32_t block, v4::CompressorSlot slot) override;
 
   // ---- sequence management ----

@@ -163,6 +163,33 @@ void IndexKeyCodec::encode(const float* in, std::byte* out) const {
   }
 }
 
+void IndexKeyCodec::copy_row(const std::byte* in, int64_t j, int64_t n, std::byte* buf) const {
+  if (format_ != CacheFormat::kFp8) {  // f32 / bf16: the entry is the row
+    std::memcpy(buf + j * bytes_, in, bytes_);
+    return;
+  }
+  const int64_t codes = dim_ / 2, scales = dim_ / kFp4Block;
+  std::memcpy(buf + j * codes, in, codes);
+  std::memcpy(buf + n * codes + j * scales, in + codes, scales);
+}
+
+quant::WeightView IndexKeyCodec::rows_view(int64_t n, const std::byte* buf) const {
+  using quant::WeightFormat;
+  switch (format_) {
+    case CacheFormat::kF32:
+      return {.format = WeightFormat::kF32, .rows = n, .cols = dim_, .data = buf};
+    case CacheFormat::kBf16:
+      return {.format = WeightFormat::kBF16, .rows = n, .cols = dim_, .data = buf};
+    case CacheFormat::kFp8:
+      break;
+  }
+  return {.format = WeightFormat::kMXFP4,
+          .rows = n,
+          .cols = dim_,
+          .data = buf,
+          .scales = reinterpret_cast<const uint8_t*>(buf + n * dim_ / 2)};
+}
+
 void IndexKeyCodec::decode(const std::byte* in, float* out) const {
   if (format_ == CacheFormat::kF32) {
     std::memcpy(out, in, 4 * dim_);

@@ -17,6 +17,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "quant/weight_view.h"
+
 namespace frugal::kv {
 
 enum class CacheFormat : uint8_t {
@@ -49,6 +51,10 @@ class IndexKeyCodec {
   uint64_t bytes() const { return bytes_; }
   void encode(const float* in, std::byte* out) const;
   void decode(const std::byte* in, float* out) const;
+  // Keys as rows of a weight matrix [n, dim] (f32, bf16 or, for kFp8, MXFP4: codes [n, dim/2]
+  // then scales [n, dim/32]) in buf: copy_row puts entry `in` at row j, rows_view describes them.
+  void copy_row(const std::byte* in, int64_t j, int64_t n, std::byte* buf) const;
+  quant::WeightView rows_view(int64_t n, const std::byte* buf) const;
 
  private:
   CacheFormat format_ = CacheFormat::kF32;

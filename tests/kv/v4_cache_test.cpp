@@ -15,6 +15,7 @@
 #include "kv/v4_entry.h"
 #include "model/v4/config.h"
 #include "quant/act_quant.h"
+#include "quant/weight.h"
 
 namespace frugal::kv {
 namespace {
@@ -167,6 +168,49 @@ TEST(V4SequenceCache, SnapshotRestoreRoundTrip) {
   const Status s = (*other)->restore(*snap);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("bf16"), std::string::npos);
+}
+
+// The scoring matmul reads a tile of indexer keys as a weight matrix in the cache's own format
+// (MXFP4 for the compact cache): its rows dequantize to exactly the keys stored, across pages,
+// and the tile fits in the f32-sized buffer the caller provides.
+TEST(V4SequenceCache, IndexKeyTilesAreTheStoredKeys) {
+  const v4::DeepSeekV4Config c = tiny_config();
+  const int64_t di = c.index_head_dim;
+  const quant::WeightFormat want[] = {quant::WeightFormat::kMXFP4, quant::WeightFormat::kBF16,
+                                      quant::WeightFormat::kF32};
+  const CacheFormat formats[] = {CacheFormat::kFp8, CacheFormat::kBf16, CacheFormat::kF32};
+  for (int f = 0; f < 3; ++f) {
+    auto cache = V4SequenceCache::create(c, {.format = formats[f], .page_entries = 3});
+    ASSERT_TRUE(cache.ok());
+    ASSERT_TRUE((*cache)->reserve(4 * 20).ok());
+    std::mt19937 rng(9);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<std::vector<float>> keys;
+    for (int64_t j = 0; j < 20; ++j) {
+      std::vector<float> k(static_cast<size_t>(di));
+      for (float& x : k) x = nd(rng) * std::exp2(3.0f * nd(rng));
+      quant::fp4_simulate(k.data(), di, 32);  // cache-exact: what the indexer stores
+      (*cache)->store_index_key(1, j, k.data());
+      keys.push_back(k);
+    }
+    const int64_t j0 = 4, n = 11;  // starts inside a page, spans four
+    std::vector<std::byte> buf(static_cast<size_t>(n * di * 4) + 64, std::byte{0x5a});
+    const quant::WeightView v = (*cache)->load_index_keys(1, j0, n, buf.data());
+    EXPECT_EQ(v.format, want[f]) << cache_format_name(formats[f]);
+    ASSERT_EQ(v.rows, n);
+    ASSERT_EQ(v.cols, di);
+    const uint64_t used = quant::weight_data_bytes(v.format, n, di) +
+                          quant::weight_scale_bytes(v.format, n, di);
+    EXPECT_LE(used, static_cast<uint64_t>(n * di * 4));
+    for (size_t i = static_cast<size_t>(n * di * 4); i < buf.size(); ++i) {
+      ASSERT_EQ(buf[i], std::byte{0x5a}) << "wrote past the buffer";
+    }
+    std::vector<float> row(static_cast<size_t>(di));
+    for (int64_t r = 0; r < n; ++r) {
+      quant::dequantize_row(v, r, row.data());
+      EXPECT_EQ(row, keys[static_cast<size_t>(j0 + r)]) << cache_format_name(formats[f]) << " " << r;
+    }
+  }
 }
 
 // The official V4-Flash config: the cache costs what doc §3.1 computes, 3,514 B per token with

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "core/status.h"
+#include "quant/weight_view.h"
 
 namespace frugal::v4 {
 
@@ -51,7 +52,13 @@ class SequenceCacheView {
   virtual void store_compressed(int32_t block, int64_t j, const float* entry) = 0;  // [head_dim]
   virtual void load_compressed(int32_t block, int64_t j, float* entry) const = 0;
   virtual void store_index_key(int32_t block, int64_t j, const float* key) = 0;  // [index_dim]
-  virtual void load_index_key(int32_t block, int64_t j, float* key) const = 0;
+  // Indexer keys j0 .. j0 + n - 1 of block `block` as the rows of one matrix [n, index_dim] for
+  // the scoring matmul, in the cache's own number format (f32, bf16, or MXFP4: the compact cache's
+  // e2m1 codes and per-32 e8m0 scales), so the matmul kernel decodes them in registers. Copied
+  // into `buf` (at least n * index_dim * 4 bytes, the f32 size); the view points into it and
+  // dequantizes to exactly the values stored.
+  virtual quant::WeightView load_index_keys(int32_t block, int64_t j0, int64_t n,
+                                            std::byte* buf) const = 0;
   // The persistent compressor state of a compressed block.
   virtual CompressorState compressor_state(int32_t block, CompressorSlot slot) = 0;
 };

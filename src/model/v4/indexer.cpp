@@ -36,9 +36,10 @@ void indexer_prepare(const Ctx& ctx, int32_t block, const float* x, const float*
 
 // Scores I(t, j) = sum_h w_h relu(q_h . K_j) over j < (t+1)/4 and writes the top
 // min(index_topk, (t+1)/4) entry ids to out; returns their count. Row i of the chunk is token t.
-// The keys are decoded a tile at a time and scored with one matmul per tile (the keys as an f32
-// [tile, di] weight, the nh query heads as its tokens): at V4-Flash's 64 x 128 heads that is
-// 8,192 multiply-adds per entry, the largest per-token cost of long-context decode.
+// The keys are scored a tile at a time with one matmul per tile (the keys as a [tile, di] weight
+// in the cache's format, MXFP4 for the compact cache, the nh query heads as its tokens): at
+// V4-Flash's 64 x 128 heads that is 8,192 multiply-adds per entry, the largest per-token cost of
+// long-context decode.
 int32_t indexer_select(const Ctx& ctx, int32_t block, int64_t i, int64_t t, int32_t* out) {
   const DeepSeekV4Config& c = ctx.w.config;
   Scratch& s = ctx.s;
@@ -51,9 +52,8 @@ int32_t indexer_select(const Ctx& ctx, int32_t block, int64_t i, int64_t t, int3
   const float* w = s.iw + i * nh;       // [nh]
   for (int64_t j0 = 0; j0 < n_valid; j0 += s.index_tile) {
     const int64_t nt = std::min<int64_t>(s.index_tile, n_valid - j0);
-    for (int64_t j = 0; j < nt; ++j) ctx.cache.load_index_key(block, j0 + j, s.ikeys + j * di);
-    const quant::WeightView keys{
-        .format = quant::WeightFormat::kF32, .rows = nt, .cols = di, .data = s.ikeys};
+    const quant::WeightView keys =
+        ctx.cache.load_index_keys(block, j0, nt, reinterpret_cast<std::byte*>(s.ikeys));
     ctx.k.matmul(keys, nh, q, di, s.idots, nt);  // [nh, nt] q_h . K_j
     float* score = s.iscores + j0;               // heads summed in order, as the reference
     std::fill(score, score + nt, 0.0f);

@@ -51,7 +51,7 @@ struct Scratch {
   float* iq = nullptr;       // [n, index_n_heads, index_head_dim]
   float* iw = nullptr;       // [n, index_n_heads]
   float* iscores = nullptr;  // [max_seq_len / 4]
-  float* ikeys = nullptr;    // [index_tile, index_head_dim] decoded keys of one tile
+  float* ikeys = nullptr;    // [index_tile, index_head_dim] one tile of keys (f32 at most)
   float* idots = nullptr;    // [index_n_heads, index_tile] their dot products with the heads
   int32_t* isel = nullptr;   // [index_topk]
   // MoE (the chunk's tokens are grouped by routed expert, so each expert is read once per chunk)
