@@ -43,23 +43,14 @@ FRUGAL_AVX2_INLINE void fp8x16_to_f32(__m128i codes, __m256* lo, __m256* hi) {
   *hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
 }
 
-// e2m1 nibble in bits 0-3 of each dword -> f32 in three ops. vpermps looks up the magnitude
-// (bits 0-2) in an 8-entry table and idx << 28 puts the nibble in bits 28-31: its bit 3 (the
-// sign) lands on the f32 sign bit, its bits 0-2 on exponent bits 28-30, so the table holds each
-// magnitude's bits XOR (m << 28) and the XOR with idx << 28 restores them while setting the sign.
-FRUGAL_AVX2_INLINE __m256 fp4_lookup(__m256i idx) {
-  const __m256i mag = _mm256_setr_epi32(
-      0x00000000 ^ (0 << 28), 0x3F000000 ^ (1 << 28), 0x3F800000 ^ (2 << 28),
-      0x3FC00000 ^ (3 << 28), 0x40000000 ^ (4 << 28), 0x40400000 ^ (5 << 28),
-      0x40800000 ^ (6 << 28), static_cast<int>(0x40C00000u ^ (7u << 28)));
-  const __m256 v = _mm256_permutevar8x32_ps(_mm256_castsi256_ps(mag), idx);
-  return _mm256_xor_ps(v, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
-}
-
-// Two e8m0 codes (the scales of one 64-element FP4 chunk) -> lanes 0-3 scale 0, lanes 4-7 scale 1.
+// Two e8m0 codes (the scales of one 64-element FP4 chunk) -> lanes 0-3 scale 0, lanes 4-7 scale 1,
+// in vector ops (code 0 -> 2^-127, as e8m0_f32).
 FRUGAL_AVX2_INLINE __m256 fp4_chunk_scales(uint8_t s0, uint8_t s1) {
-  const __m128 a = _mm_set1_ps(e8m0_f32(s0)), b = _mm_set1_ps(e8m0_f32(s1));
-  return _mm256_insertf128_ps(_mm256_castps128_ps256(a), b, 1);
+  const __m128i two = _mm_cvtsi32_si128(s0 | (s1 << 8));
+  const __m128i spread = _mm_shuffle_epi8(two, _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, -1, -1, -1,
+                                                             -1, -1, -1, -1, -1));
+  const __m256i e = _mm256_slli_epi32(_mm256_cvtepu8_epi32(spread), 23);
+  return _mm256_castsi256_ps(_mm256_max_epu32(e, _mm256_set1_epi32(0x00400000)));
 }
 
 FRUGAL_AVX2_INLINE float hsum(__m256 v) {
