@@ -43,6 +43,61 @@ FRUGAL_AVX2_INLINE void fp8x16_to_f32(__m128i codes, __m256* lo, __m256* hi) {
   *hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
 }
 
+// One 64-element chunk (32 packed bytes at p) -> 8 vectors of 8 f32, exactly. Every e2m1 value is
+// a bf16 number, so two in-lane byte tables (vpshufb, 16 entries = the 16 codes) give the high
+// and low byte of its bf16 pattern; interleaving them makes bf16 words, and a word's bits moved
+// to the top of a dword (shift for even words, mask for odd ones) are its f32. 24 vector ops per
+// 64 weights incl. the 8 FMAs, against 36 with an 8-entry vpermps lookup per vector, and one
+// plain load instead of four overlapping ones.
+//
+// Order: all steps stay inside 128-bit lanes, so lane L (bytes 16L..16L+15) holds scale block L
+// of the chunk. Vector j = 4h + 2u + p, dword d of lane L is byte k = 8u + 2d + p of that lane,
+// nibble h: element 2(16L + k) + h (fp4_order).
+FRUGAL_AVX2_INLINE void fp4_decode(const uint8_t* p, __m256 v[8]) {
+  const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  // bf16 of 0, .5, 1, 1.5, 2, 3, 4, 6 and their negatives: 0x0000 3F00 3F80 3FC0 4000 4040 4080
+  // 40C0 (| 0x8000).
+  const __m256i hi_tab = _mm256_broadcastsi128_si256(_mm_setr_epi8(
+      0x00, 0x3f, 0x3f, 0x3f, 0x40, 0x40, 0x40, 0x40, static_cast<char>(0x80),
+      static_cast<char>(0xbf), static_cast<char>(0xbf), static_cast<char>(0xbf),
+      static_cast<char>(0xc0), static_cast<char>(0xc0), static_cast<char>(0xc0),
+      static_cast<char>(0xc0)));
+  const __m256i lo_tab = _mm256_broadcastsi128_si256(_mm_setr_epi8(
+      0x00, 0x00, static_cast<char>(0x80), static_cast<char>(0xc0), 0x00, 0x40,
+      static_cast<char>(0x80), static_cast<char>(0xc0), 0x00, 0x00, static_cast<char>(0x80),
+      static_cast<char>(0xc0), 0x00, 0x40, static_cast<char>(0x80), static_cast<char>(0xc0)));
+  const __m256i nib = _mm256_set1_epi8(0x0f);
+  const __m256i top = _mm256_set1_epi32(static_cast<int>(0xffff0000u));
+  const __m256i codes[2] = {_mm256_and_si256(bytes, nib),
+                            _mm256_and_si256(_mm256_srli_epi16(bytes, 4), nib)};
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; ++h) {
+    const __m256i bh = _mm256_shuffle_epi8(hi_tab, codes[h]);
+    const __m256i bl = _mm256_shuffle_epi8(lo_tab, codes[h]);
+    const __m256i words[2] = {_mm256_unpacklo_epi8(bl, bh), _mm256_unpackhi_epi8(bl, bh)};
+#pragma GCC unroll 2
+    for (int u = 0; u < 2; ++u) {
+      v[4 * h + 2 * u] = _mm256_castsi256_ps(_mm256_slli_epi32(words[u], 16));
+      v[4 * h + 2 * u + 1] = _mm256_castsi256_ps(_mm256_and_si256(words[u], top));
+    }
+  }
+}
+
+// fp4_order[8j + 4L + d]: the chunk element that fp4_decode puts in dword 4L + d of vector j.
+struct Fp4Order {
+  int8_t at[64];
+  constexpr Fp4Order() : at() {
+    for (int j = 0; j < 8; ++j) {
+      const int h = j / 4, u = (j / 2) % 2, p = j % 2;
+      for (int lane = 0; lane < 2; ++lane) {
+        for (int d = 0; d < 4; ++d) at[8 * j + 4 * lane + d] = 2 * (16 * lane + 8 * u + 2 * d + p) + h;
+      }
+    }
+  }
+};
+static constexpr Fp4Order kFp4Order;
+
+
 // Two e8m0 codes (the scales of one 64-element FP4 chunk) -> lanes 0-3 scale 0, lanes 4-7 scale 1,
 // in vector ops (code 0 -> 2^-127, as e8m0_f32).
 FRUGAL_AVX2_INLINE __m256 fp4_chunk_scales(uint8_t s0, uint8_t s1) {
