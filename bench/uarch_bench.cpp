@@ -15,20 +15,20 @@
 namespace frugal::bench {
 namespace {
 
-#define FRUGAL_X12(INSN)                                                                         \
+#define FRUGAL_X12(INSN) \
   INSN(0) INSN(1) INSN(2) INSN(3) INSN(4) INSN(5) INSN(6) INSN(7) INSN(8) INSN(9) INSN(10) INSN(11)
-#define FRUGAL_CLOBBERS                                                                          \
-  "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",       \
+#define FRUGAL_CLOBBERS                                                                    \
+  "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", \
       "xmm11", "xmm14", "xmm15"
 
 // One step = 12 instructions; returns steps / ns over `steps` steps.
 using Loop = void (*)(int64_t steps);
 
-#define FRUGAL_LOOP(name, insn)                                                                  \
-  void name(int64_t steps) {                                                                     \
-    asm volatile("vpxord %%zmm14, %%zmm14, %%zmm14\n\tvpxord %%zmm15, %%zmm15, %%zmm15" ::       \
-                     : "xmm14", "xmm15");                                                         \
-    for (int64_t i = 0; i < steps; ++i) asm volatile(FRUGAL_X12(insn)::: FRUGAL_CLOBBERS);        \
+#define FRUGAL_LOOP(name, insn)                                                            \
+  void name(int64_t steps) {                                                               \
+    asm volatile("vpxord %%zmm14, %%zmm14, %%zmm14\n\tvpxord %%zmm15, %%zmm15, %%zmm15" :: \
+                     : "xmm14", "xmm15");                                                  \
+    for (int64_t i = 0; i < steps; ++i) asm volatile(FRUGAL_X12(insn)::: FRUGAL_CLOBBERS); \
   }
 
 #define I_FMA(d) "vfmadd231ps %%zmm14, %%zmm15, %%zmm" #d "\n\t"
@@ -38,9 +38,11 @@ using Loop = void (*)(int64_t steps);
 #define I_PERMB(d) "vpermb %%zmm14, %%zmm15, %%zmm" #d "\n\t"
 #define I_DPBF16(d) "vdpbf16ps %%zmm14, %%zmm15, %%zmm" #d "\n\t"
 #define I_FMAPH(d) "vfmadd231ph %%zmm14, %%zmm15, %%zmm" #d "\n\t"
-#define I_PERM_FMA(d) "vpermps %%zmm14, %%zmm15, %%zmm" #d "\n\tvfmadd231ps %%zmm14, %%zmm15, %%zmm" #d "\n\t"
+#define I_PERM_FMA(d) \
+  "vpermps %%zmm14, %%zmm15, %%zmm" #d "\n\tvfmadd231ps %%zmm14, %%zmm15, %%zmm" #d "\n\t"
 
-#define I_CVTPH_FMA(d) "vcvtph2ps %%ymm15, %%zmm" #d "\n\tvfmadd231ps %%zmm14, %%zmm15, %%zmm" #d "\n\t"
+#define I_CVTPH_FMA(d) \
+  "vcvtph2ps %%ymm15, %%zmm" #d "\n\tvfmadd231ps %%zmm14, %%zmm15, %%zmm" #d "\n\t"
 
 FRUGAL_LOOP(loop_fma, I_FMA)
 FRUGAL_LOOP(loop_permps, I_PERMPS)
@@ -65,10 +67,14 @@ enum class Need { kAvx512f, kVbmi, kBf16, kFp16 };
 bool cpu_has(Need n) {
   if (!__builtin_cpu_supports("avx512f")) return false;
   switch (n) {
-    case Need::kAvx512f: return true;
-    case Need::kVbmi: return __builtin_cpu_supports("avx512vbmi");
-    case Need::kBf16: return __builtin_cpu_supports("avx512bf16");
-    case Need::kFp16: return __builtin_cpu_supports("avx512fp16");
+    case Need::kAvx512f:
+      return true;
+    case Need::kVbmi:
+      return __builtin_cpu_supports("avx512vbmi");
+    case Need::kBf16:
+      return __builtin_cpu_supports("avx512bf16");
+    case Need::kFp16:
+      return __builtin_cpu_supports("avx512fp16");
   }
   return false;
 }

@@ -199,8 +199,8 @@ TEST(V4SequenceCache, IndexKeyTilesAreTheStoredKeys) {
     EXPECT_EQ(v.format, want[f]) << cache_format_name(formats[f]);
     ASSERT_EQ(v.rows, n);
     ASSERT_EQ(v.cols, di);
-    const uint64_t used = quant::weight_data_bytes(v.format, n, di) +
-                          quant::weight_scale_bytes(v.format, n, di);
+    const uint64_t used =
+        quant::weight_data_bytes(v.format, n, di) + quant::weight_scale_bytes(v.format, n, di);
     EXPECT_LE(used, static_cast<uint64_t>(n * di * 4));
     for (size_t i = static_cast<size_t>(n * di * 4); i < buf.size(); ++i) {
       ASSERT_EQ(buf[i], std::byte{0x5a}) << "wrote past the buffer";
@@ -208,7 +208,8 @@ TEST(V4SequenceCache, IndexKeyTilesAreTheStoredKeys) {
     std::vector<float> row(static_cast<size_t>(di));
     for (int64_t r = 0; r < n; ++r) {
       quant::dequantize_row(v, r, row.data());
-      EXPECT_EQ(row, keys[static_cast<size_t>(j0 + r)]) << cache_format_name(formats[f]) << " " << r;
+      EXPECT_EQ(row, keys[static_cast<size_t>(j0 + r)])
+          << cache_format_name(formats[f]) << " " << r;
     }
   }
 }

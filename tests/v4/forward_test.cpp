@@ -237,10 +237,11 @@ TEST(V4Forward, IndexerTilesDoNotChangeTheSelection) {
       for (size_t pos = 0; pos < ids.size(); pos += 40) {  // prefill chunks, then decode
         const size_t n = pos < 120 ? 40 : 1;
         for (size_t p = pos; p < pos + 40 && p < ids.size(); p += n) {
-          const Status s = (*m)->forward(*cache, {.ids = std::span(ids.data() + p, n),
-                                                  .logits_mode = LogitsMode::kAll,
-                                                  .logits = std::span(logits[k].data() + p * v, n * v),
-                                                  .on_index_select = &hook});
+          const Status s =
+              (*m)->forward(*cache, {.ids = std::span(ids.data() + p, n),
+                                     .logits_mode = LogitsMode::kAll,
+                                     .logits = std::span(logits[k].data() + p * v, n * v),
+                                     .on_index_select = &hook});
           ASSERT_TRUE(s.ok()) << s.to_string();
         }
       }

@@ -57,11 +57,11 @@ FRUGAL_AVX2_INLINE void fp4_decode(const uint8_t* p, __m256 v[8]) {
   const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   // bf16 of 0, .5, 1, 1.5, 2, 3, 4, 6 and their negatives: 0x0000 3F00 3F80 3FC0 4000 4040 4080
   // 40C0 (| 0x8000).
-  const __m256i hi_tab = _mm256_broadcastsi128_si256(_mm_setr_epi8(
-      0x00, 0x3f, 0x3f, 0x3f, 0x40, 0x40, 0x40, 0x40, static_cast<char>(0x80),
-      static_cast<char>(0xbf), static_cast<char>(0xbf), static_cast<char>(0xbf),
-      static_cast<char>(0xc0), static_cast<char>(0xc0), static_cast<char>(0xc0),
-      static_cast<char>(0xc0)));
+  const __m256i hi_tab = _mm256_broadcastsi128_si256(
+      _mm_setr_epi8(0x00, 0x3f, 0x3f, 0x3f, 0x40, 0x40, 0x40, 0x40, static_cast<char>(0x80),
+                    static_cast<char>(0xbf), static_cast<char>(0xbf), static_cast<char>(0xbf),
+                    static_cast<char>(0xc0), static_cast<char>(0xc0), static_cast<char>(0xc0),
+                    static_cast<char>(0xc0)));
   const __m256i lo_tab = _mm256_broadcastsi128_si256(_mm_setr_epi8(
       0x00, 0x00, static_cast<char>(0x80), static_cast<char>(0xc0), 0x00, 0x40,
       static_cast<char>(0x80), static_cast<char>(0xc0), 0x00, 0x00, static_cast<char>(0x80),
@@ -90,20 +90,21 @@ struct Fp4Order {
     for (int j = 0; j < 8; ++j) {
       const int h = j / 4, u = (j / 2) % 2, p = j % 2;
       for (int lane = 0; lane < 2; ++lane) {
-        for (int d = 0; d < 4; ++d) at[8 * j + 4 * lane + d] = 2 * (16 * lane + 8 * u + 2 * d + p) + h;
+        for (int d = 0; d < 4; ++d) {
+          at[8 * j + 4 * lane + d] = 2 * (16 * lane + 8 * u + 2 * d + p) + h;
+        }
       }
     }
   }
 };
 static constexpr Fp4Order kFp4Order;
 
-
 // Two e8m0 codes (the scales of one 64-element FP4 chunk) -> lanes 0-3 scale 0, lanes 4-7 scale 1,
 // in vector ops (code 0 -> 2^-127, as e8m0_f32).
 FRUGAL_AVX2_INLINE __m256 fp4_chunk_scales(uint8_t s0, uint8_t s1) {
   const __m128i two = _mm_cvtsi32_si128(s0 | (s1 << 8));
-  const __m128i spread = _mm_shuffle_epi8(two, _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, -1, -1, -1,
-                                                             -1, -1, -1, -1, -1));
+  const __m128i spread =
+      _mm_shuffle_epi8(two, _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1));
   const __m256i e = _mm256_slli_epi32(_mm256_cvtepu8_epi32(spread), 23);
   return _mm256_castsi256_ps(_mm256_max_epu32(e, _mm256_set1_epi32(0x00400000)));
 }

@@ -109,7 +109,8 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelWeights> weigh
   for (int64_t b = 0; b < c.n_blocks(); ++b) {
     m->rope_.emplace_back(c.rope_head_dim, c.rope_params(b));
   }
-  const uint64_t bytes = m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, options.index_tile, nullptr);
+  const uint64_t bytes =
+      m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, options.index_tile, nullptr);
   FRUGAL_ASSIGN_OR_RETURN(m->arena_, Arena::create(bytes, &m->scratch_stats_));
   m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, options.index_tile, &m->arena_);
   FRUGAL_RETURN_IF_ERROR(m->arena_.status());  // a sizing bug if it fires

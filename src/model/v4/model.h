@@ -31,9 +31,9 @@
 namespace frugal::v4 {
 
 struct ModelOptions {
-  int64_t max_chunk = 64;   // tokens per forward chunk (sizes the scratch)
-  int64_t max_seq_len = 0;  // longest sequence; 0 = config max_position_embeddings
-  int64_t index_tile = 1024;  // indexer keys decoded and scored per matmul (sizes the scratch)
+  int64_t max_chunk = 64;     // tokens per forward chunk (sizes the scratch)
+  int64_t max_seq_len = 0;    // longest sequence; 0 = config max_position_embeddings
+  int64_t index_tile = 1024;  // indexer keys scored per matmul (sizes the scratch)
 };
 
 enum class LogitsMode : uint8_t {
