@@ -267,29 +267,27 @@ Command add_bench(CLI::App& root) {
   add_model_option(sub, &o->model);
   sub->add_option("--prompt", o->prompt, "Prompt tokens to prefill")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  sub->add_option("--gen", o->gen, "Decode steps")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(1));
+  sub->add_option("--gen", o->gen, "Decode steps")->capture_default_str()->check(at_least(0));
   sub->add_option("--reps", o->reps, "Repetitions (medians are reported)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   sub->add_flag("--json", o->json, "One JSON object");
   sub->add_option("-t,--threads", o->threads, "Worker threads (0 = one per CPU)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   sub->add_option("--cache", o->cache, "KV cache format: fp8, bf16 or f32")->capture_default_str();
   sub->add_flag("--weights-in-ram", o->weights_in_ram,
                 "Copy the weights into huge-page memory at load (as frugal run --weights-in-ram)");
   sub->add_option("--chunk", o->chunk,
                   "Prefill tokens per forward chunk (routed experts are read once per chunk)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   sub->add_flag("--no-scaling", o->no_scaling, "Skip the one-thread run");
   sub->add_flag("--no-kernels", o->no_kernels, "Skip the per-format GEMV measurements");
   sub->add_option("--bandwidth-mib", o->bandwidth_mib,
                   "Working set of the bandwidth and GEMV probes, MiB (must exceed the LLC)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   return {sub, [o] { return run_bench(*o); }};
 }
 

@@ -1,7 +1,7 @@
-// frugal mem -m DIR --ctx N [--json] [--cache-only]: the memory plan of the model for a context
-// of N tokens (engine/memory_plan.h): weights by dtype and kind, kv cache per token and in total
-// for each cache format, fixed per-sequence state, activation arena (the model is loaded, which
-// maps the weights without reading them, to size its arena for N positions), and the same
+// frugal mem -m DIR --ctx N [--chunk C] [--json] [--config-only]: the memory plan of the model for
+// a context of N tokens (engine/memory_plan.h): weights by dtype and kind, kv cache per token and
+// in total for each cache format, fixed per-sequence state, activation arena (the model is loaded,
+// which maps the weights without reading them, to size its arena for N positions), and the same
 // context under a V3.2-style MLA cache and plain MHA.
 #include <cstdio>
 #include <memory>
@@ -17,6 +17,7 @@ namespace {
 struct MemOptions {
   std::string model;
   int64_t ctx = 4096;
+  int64_t chunk = engine::EngineOptions{}.max_chunk;  // as run / chat
   bool json = false;
   bool config_only = false;
   bool weights_in_ram = false;
@@ -30,6 +31,7 @@ Status run_mem(const MemOptions& o) {
     eo.model_dir = o.model;
     eo.threads = 1;
     eo.max_seq_len = o.ctx;
+    eo.max_chunk = o.chunk;
     eo.scan_values = false;
     eo.load_tokenizer = false;
     eo.weights_in_ram = o.weights_in_ram;
@@ -52,7 +54,11 @@ Command add_mem(CLI::App& root) {
   add_model_option(sub, &o->model);
   sub->add_option("--ctx", o->ctx, "Context length in tokens")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
+  sub->add_option("--chunk", o->chunk,
+                  "Prefill tokens per forward chunk, as in run / chat (sizes the activation arena)")
+      ->capture_default_str()
+      ->check(at_least(1));
   sub->add_flag("--json", o->json, "One JSON object");
   sub->add_flag("--config-only", o->config_only,
                 "Plan from config.json alone (no checkpoint; activation arena not reported)");

@@ -126,7 +126,7 @@ Command add_synth(CLI::App& root) {
       "synth", "Write a synthetic checkpoint (random weights, official format and dimensions)");
   sub->add_option("--preset", o->preset, "v4-flash, v4-pro or tiny")->capture_default_str();
   sub->add_option("--layers", o->layers, "Main layers to keep (first N of the preset)")
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   sub->add_option("--compress-ratios", o->ratios,
                   "Compress ratio of each main layer (0, 4 or 128), replacing the preset's")
       ->delimiter(',');
@@ -134,7 +134,7 @@ Command add_synth(CLI::App& root) {
   sub->add_option("--seed", o->seed, "Seed of the random weights")->capture_default_str();
   sub->add_option("--shard-mib", o->shard_mib, "Tensor bytes per safetensors shard, MiB")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   return {sub, [o] { return run_synth(*o); }};
 }
 

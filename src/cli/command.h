@@ -36,6 +36,10 @@ std::string default_model_dir();
 // Adds "-m,--model DIR" with the default described in its help text.
 CLI::Option* add_model_option(CLI::App* app, std::string* dir);
 
+// Checks for numeric options that name the rule ("--ctx: must be at least 1, got 0"); CLI11's
+// PositiveNumber / NonNegativeNumber print the whole double range instead.
+CLI::Validator at_least(double min);
+
 Result<tokenizer::Tokenizer> load_tokenizer(const std::string& model_dir);
 // Reads a whole file as bytes; "-" reads standard input.
 Result<std::string> read_input(const std::string& path, const std::string& what);

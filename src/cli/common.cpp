@@ -22,6 +22,33 @@ std::string default_model_dir() {
   return FRUGAL_DEFAULT_MODEL_DIR;
 }
 
+CLI::Validator at_least(double min) {
+  std::ostringstream name;  // the type shown in --help, as CLI11's own checks name it
+  if (min == 1) {
+    name << "POSITIVE";
+  } else if (min == 0) {
+    name << "NONNEGATIVE";
+  } else {
+    name << ">= " << min;
+  }
+  return CLI::Validator(
+      [min](std::string& text) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE) {
+          return "expected a number, got '" + text + "'";
+        }
+        if (!(v >= min)) {
+          std::ostringstream m;
+          m << "must be at least " << min << ", got " << text;
+          return m.str();
+        }
+        return std::string();
+      },
+      name.str());
+}
+
 CLI::Option* add_model_option(CLI::App* app, std::string* dir) {
   return app->add_option("-m,--model", *dir,
                          "Model directory (tokenizer.json, ...). Default: ./models/tiny-v4 if "

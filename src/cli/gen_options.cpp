@@ -10,7 +10,7 @@ void add_gen_flags(CLI::App* sub, GenFlags* f, int64_t default_max_tokens) {
   add_model_option(sub, &f->model);
   sub->add_option("-n,--n-predict", f->max_tokens, "Tokens to generate at most")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   sub->add_option("--temp", f->temp, "Temperature (0 = greedy)")->capture_default_str();
   sub->add_option("--top-k", f->top_k, "Keep the k most likely tokens (0 = off)")
       ->capture_default_str();
@@ -30,14 +30,14 @@ void add_gen_flags(CLI::App* sub, GenFlags* f, int64_t default_max_tokens) {
       ->capture_default_str();
   sub->add_option("-c,--ctx", f->ctx, "Context length: prompt plus generated tokens")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   sub->add_option("-t,--threads", f->threads, "Worker threads (0 = one per CPU)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(at_least(0));
   sub->add_option("--chunk", f->chunk,
                   "Prefill tokens per forward chunk: each routed expert is read once per chunk, so "
                   "larger chunks prefill MoE models faster for a larger activation arena")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(at_least(1));
   sub->add_flag("--weights-in-ram", f->weights_in_ram,
                 "Copy the weights into huge-page memory at load (faster decode; needs RAM for the "
                 "whole model)");

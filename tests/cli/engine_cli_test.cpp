@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "run_binary.h"
@@ -92,6 +93,22 @@ TEST(RunCommand, BadArgumentsGiveOneErrorLine) {
   }
 }
 
+// Numeric options name their rule and the value given, not CLI11's whole double range.
+TEST(RunCommand, NumericOptionsNameTheRule) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"run", "-m", model_dir(), "-p", "x", "--ctx", "0"}, "--ctx: must be at least 1, got 0"},
+      {{"run", "-m", model_dir(), "-p", "x", "--threads", "-2"},
+       "--threads: must be at least 0, got -2"},
+      {{"mem", "-m", model_dir(), "--chunk", "ten"}, "--chunk: expected a number, got 'ten'"},
+      {{"bench", "-m", model_dir(), "--reps", "0"}, "--reps: must be at least 1, got 0"},
+  };
+  for (const auto& [args, want] : cases) {
+    const RunResult r = run(args);
+    EXPECT_EQ(r.rc, 2) << r.err;
+    EXPECT_NE(r.err.find(want), std::string::npos) << r.err;
+  }
+}
+
 TEST(ChatCommand, WorksOverAPipeWithHistoryAndReset) {
   const std::vector<std::string> args = {"chat", "-m", model_dir(), "--temp", "0", "-n", "8", "-v"};
   const RunResult one = run(args, "Hello\n");
@@ -134,6 +151,21 @@ TEST(MemCommand, JsonHasThePlan) {
             j.at("kv_bytes_per_token").at("fp8").get<double>());
   EXPECT_GT(j.at("mha_bytes_per_token").get<double>(), j.at("mla_bytes_per_token").get<double>());
   EXPECT_GT(j.at("activation_bytes").get<uint64_t>(), 0u);
+}
+
+// mem --chunk sizes the activation arena as run --chunk does: more tokens per chunk, more bytes.
+TEST(MemCommand, ChunkSizesTheActivationArena) {
+  const RunResult a = run({"mem", "-m", model_dir(), "--json", "--ctx", "256"});
+  const RunResult b = run({"mem", "-m", model_dir(), "--json", "--ctx", "256", "--chunk", "256"});
+  ASSERT_EQ(a.rc, 0) << a.err;
+  ASSERT_EQ(b.rc, 0) << b.err;
+  const auto arena = [](const RunResult& r) {
+    return nlohmann::json::parse(r.out).at("activation_bytes").get<uint64_t>();
+  };
+  EXPECT_GT(arena(b), arena(a) * 2);  // the per-token buffers dominate at the tiny model's dims
+  const RunResult bad = run({"mem", "-m", model_dir(), "--chunk", "0"});
+  EXPECT_EQ(bad.rc, 2) << bad.err;
+  EXPECT_NE(bad.err.find("--chunk: must be at least 1, got 0"), std::string::npos) << bad.err;
 }
 
 // mem --weights-in-ram loads as run --weights-in-ram does and counts the huge-page copies.
