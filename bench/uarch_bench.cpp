@@ -21,7 +21,7 @@ namespace {
   "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", \
       "xmm11", "xmm14", "xmm15"
 
-// One step = 12 instructions; returns steps / ns over `steps` steps.
+// Runs `steps` steps of 12 instructions (24 for the pairs).
 using Loop = void (*)(int64_t steps);
 
 #define FRUGAL_LOOP(name, insn)                                                            \
