@@ -121,12 +121,12 @@ struct TensorToWrite {
   std::span<const std::byte> data;  // exactly numel * dtype size bytes, little-endian
 };
 
-// Writes one file atomically (to `path + ".tmp"`, fsync, then rename). The header is padded with
-// spaces to a multiple of 8 bytes, so the buffer starts 8-aligned in the file. Tensors are laid
-// out without gaps (as every safetensors reader requires) in order of decreasing element size,
-// keeping the given order within a size, so each tensor starts aligned to its element size.
-// Bad input (empty, duplicate or non-UTF-8 names, data size != numel * dtype size, kFP4E2M1) is
-// an invalid_argument error naming the tensor; nothing is written then.
+// Writes one file atomically (core/file_write.h: a private temporary beside it, fsync, rename).
+// The header is padded with spaces to a multiple of 8 bytes, so the buffer starts 8-aligned.
+// Tensors are laid out without gaps (as every safetensors reader requires) in order of decreasing
+// element size, keeping the given order within a size, so each tensor starts aligned to its element
+// size. Bad input (empty, duplicate or non-UTF-8 names, data size != numel * dtype size, kFP4E2M1)
+// is an invalid_argument error naming the tensor; nothing is written then.
 Status write_safetensors(const std::string& path, std::span<const TensorToWrite> tensors,
                          const std::map<std::string, std::string>& metadata = {});
 

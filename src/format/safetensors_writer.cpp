@@ -1,17 +1,13 @@
 // write_safetensors / write_sharded: files any safetensors reader accepts (no gaps between
 // tensors, header padded with spaces, see safetensors.h), written atomically.
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 
+#include "core/file_write.h"
 #include "format/safetensors.h"
 #include "format/text.h"
 
@@ -78,41 +74,6 @@ Status check_metadata(const std::map<std::string, std::string>& metadata) {
     }
   }
   return ok_status();
-}
-
-Status write_all(int fd, const void* data, size_t n, const std::string& path) {
-  const auto* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, std::min<size_t>(n, size_t{1} << 30));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return io_error(path + ": write failed: " + std::strerror(errno));
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return ok_status();
-}
-
-// Writes `parts` one after another to `path + ".tmp"`, syncs it, and renames it over `path`, so a
-// reader sees either the old file or the whole new one.
-Status write_file_atomic(const std::string& path,
-                         std::span<const std::span<const std::byte>> parts) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return io_error(tmp + ": cannot create: " + std::strerror(errno));
-  Status st;
-  for (const auto& part : parts) {
-    st = write_all(fd, part.data(), part.size(), tmp);
-    if (!st.ok()) break;
-  }
-  if (st.ok() && ::fsync(fd) != 0) st = io_error(tmp + ": fsync failed: " + std::strerror(errno));
-  if (::close(fd) != 0 && st.ok()) st = io_error(tmp + ": close failed: " + std::strerror(errno));
-  if (st.ok() && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    st = io_error(tmp + ": cannot rename to " + path + ": " + std::strerror(errno));
-  }
-  if (!st.ok()) ::unlink(tmp.c_str());
-  return st;
 }
 
 std::span<const std::byte> as_bytes(const std::string& s) {

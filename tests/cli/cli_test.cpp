@@ -43,8 +43,8 @@ TEST(Cli, TokenizeMatchesReferenceIdsAndDetokenizeRoundTrips) {
                 trim_newline(slurp(kTok + name + (special ? ".special.ids" : ".ids"))))
           << name;
       // detokenize from a file of ids and from stdin gives back the exact bytes.
-      const std::string ids_file =
-          ::testing::TempDir() + "frugal_cli_ids_" + std::to_string(getpid());
+      const test::ScopedTempDir tmp("cli-ids");
+      const std::string ids_file = tmp.file("ids.txt");
       std::ofstream(ids_file) << r.out;
       RunResult back = run({"detokenize", "-m", kModel, "-f", ids_file});
       ASSERT_EQ(back.rc, 0) << back.err;

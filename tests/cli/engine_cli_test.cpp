@@ -74,6 +74,7 @@ TEST(RunCommand, SeededSamplingIsReproducible) {
 }
 
 TEST(RunCommand, BadArgumentsGiveOneErrorLine) {
+  const test::ScopedTempDir tmp("cli-bad-args");
   const std::vector<std::vector<std::string>> cases = {
       {"run", "-m", "/nonexistent/model", "-p", "x"},
       {"run", "-m", model_dir(), "-p", "x", "-n", "many"},
@@ -83,7 +84,7 @@ TEST(RunCommand, BadArgumentsGiveOneErrorLine) {
       {"run", "-m", model_dir()},
       {"mem", "-m", model_dir(), "--ctx", "0"},
       {"bench", "-m", model_dir(), "--prompt", "-3"},
-      {"synth", "--preset", "v5", "-o", ::testing::TempDir() + "x"},
+      {"synth", "--preset", "v5", "-o", tmp.file("x")},
   };
   for (const auto& args : cases) {
     const RunResult r = run(args);
@@ -247,8 +248,8 @@ TEST(BenchCommand, SkipsWhatItIsToldTo) {
 // synth --preset tiny writes a checkpoint that loads like an official one: Model::load checks
 // every tensor against the table (check_checkpoint), and bench runs prefill and decode on it.
 TEST(SynthCommand, TinyPresetLoadsAndRuns) {
-  const std::string dir = ::testing::TempDir() + "frugal_synth_tiny_" + std::to_string(getpid());
-  std::filesystem::remove_all(dir);
+  const test::ScopedTempDir tmp("synth-tiny");
+  const std::string dir = tmp.file("tiny");
   const RunResult s = run({"synth", "--preset", "tiny", "-o", dir, "--seed", "3"});
   ASSERT_EQ(s.rc, 0) << s.err;
   EXPECT_TRUE(std::filesystem::exists(dir + "/config.json"));
@@ -264,8 +265,29 @@ TEST(SynthCommand, TinyPresetLoadsAndRuns) {
             nlohmann::json::parse(run({"mem", "-m", dir, "--json"}).out)
                 .at("weights_bytes")
                 .get<uint64_t>());
-  std::filesystem::remove_all(dir);
-  std::filesystem::remove_all(dir + "_2");
+}
+
+// synth -o replaces an earlier checkpoint whole (stale shards go too) but never a directory that
+// holds anything else: that is refused before anything is built, and the directory is untouched.
+TEST(SynthCommand, ReplacesOnlyAnEarlierCheckpoint) {
+  const test::ScopedTempDir tmp("synth-replace");
+  const std::string dir = tmp.file("ck");
+  ASSERT_EQ(run({"synth", "--preset", "tiny", "--layers", "2", "-o", dir, "--shard-mib", "1"}).rc,
+            0);
+  const auto count = [&] { return std::distance(std::filesystem::directory_iterator(dir), {}); };
+  const auto sharded = count();
+  EXPECT_GT(sharded, 3);  // config, index and several shards
+  const RunResult again = run({"synth", "--preset", "tiny", "--layers", "2", "-o", dir});
+  ASSERT_EQ(again.rc, 0) << again.err;
+  EXPECT_EQ(count(), 3);  // config.json, the index, one shard: the old shards are gone
+  EXPECT_EQ(run({"mem", "-m", dir, "--json", "--ctx", "64"}).rc, 0);
+
+  std::ofstream(dir + "/notes.txt") << "mine";
+  const RunResult refused = run({"synth", "--preset", "tiny", "--layers", "2", "-o", dir});
+  EXPECT_NE(refused.rc, 0);
+  EXPECT_NE(refused.err.find("notes.txt"), std::string::npos) << refused.err;
+  EXPECT_EQ(count(), 4);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(tmp.path()), {}), 1);
 }
 
 }  // namespace
@@ -286,12 +308,11 @@ TEST(PerplexityCommand, MatchesTheReferenceOnHeldOutChunks) {
     std::memcpy(&id, id_bytes.data() + sizeof(int32_t) * i, sizeof id);
     ids_text += std::to_string(id) + (i + 1 < kCtx * kChunks ? " " : "\n");
   }
-  const std::string ids_path =
-      ::testing::TempDir() + "frugal_ppl_ids_" + std::to_string(getpid()) + ".txt";
+  const test::ScopedTempDir tmp("ppl-ids");
+  const std::string ids_path = tmp.file("ids.txt");
   std::ofstream(ids_path) << ids_text;
   const RunResult r = run({"perplexity", "-m", std::string(FRUGAL_SOURCE_DIR) + "/models/tiny-v4",
                            "--ids", ids_path, "--ctx", std::to_string(kCtx)});
-  std::filesystem::remove(ids_path);
   ASSERT_EQ(r.rc, 0) << r.err;
   double ppl = 0;
   long long tokens = 0;

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "support/temp_dir.h"
+
 namespace frugal::cli_test {
 
 inline const std::string kBin = FRUGAL_BIN;
@@ -28,12 +30,19 @@ inline std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-// Runs kBin with `args` and `input` on stdin. Temporary files are named per process: ctest runs
-// the tests of one binary in parallel processes.
+// Runs kBin with `args` and `input` on stdin. stdin, stdout and stderr go through files in a
+// folder of this call's own, removed when it returns.
 inline RunResult run(const std::vector<std::string>& args, const std::string& input = "") {
-  const std::string base = ::testing::TempDir() + "frugal_cli_" + std::to_string(getpid());
-  const std::string in_path = base + "_in", out_path = base + "_out", err_path = base + "_err";
+  const test::ScopedTempDir tmp("cli");
+  const std::string in_path = tmp.file("in"), out_path = tmp.file("out"),
+                    err_path = tmp.file("err");
   std::ofstream(in_path, std::ios::binary) << input;
+  // Everything the child needs is made before fork: it only calls async-signal-safe functions,
+  // so tests may run this from several threads at once.
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(kBin.c_str()));
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
   const pid_t pid = fork();
   if (pid == 0) {
     const int in = open(in_path.c_str(), O_RDONLY);
@@ -42,10 +51,6 @@ inline RunResult run(const std::vector<std::string>& args, const std::string& in
     dup2(in, 0);
     dup2(out, 1);
     dup2(err, 2);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(kBin.c_str()));
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
     execv(kBin.c_str(), argv.data());
     _exit(127);
   }

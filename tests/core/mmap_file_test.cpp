@@ -10,31 +10,22 @@
 #include <string>
 #include <utility>
 
+#include "support/temp_dir.h"
+
 namespace frugal {
 namespace {
 
 // A fresh directory per test, removed with its files afterwards.
 class MmapFileTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "frugal_mmap_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    for (const std::string& f : files_) unlink(f.c_str());
-    rmdir((dir_ + "/subdir").c_str());
-    rmdir(dir_.c_str());
-  }
   std::string write(const std::string& name, const std::string& contents) {
     const std::string path = dir_ + "/" + name;
     std::ofstream(path, std::ios::binary) << contents;
-    files_.push_back(path);
     return path;
   }
 
-  std::string dir_;
-  std::vector<std::string> files_;
+  test::ScopedTempDir tmp_{"mmap"};
+  const std::string dir_ = tmp_.str();
 };
 
 TEST_F(MmapFileTest, ContentsMatch) {

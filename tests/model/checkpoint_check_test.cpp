@@ -3,13 +3,16 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "format/safetensors.h"
 #include "model/v4/synth.h"
+#include "support/temp_dir.h"
 #include "v4_test_util.h"
 
 namespace frugal::v4 {
@@ -26,15 +29,12 @@ struct Owned {
 class V4CheckpointCheck : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "frugal_v4_check_" + std::to_string(::getpid()) + "_" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    dir_ = tmp_.file("checkpoint");
     config_ = testing::tiny_config();
     table_ = std::make_unique<TensorTable>(config_);
     for (SynthTensor& t : synth_tensors(*table_, /*seed=*/7))
       tensors_.push_back({t.spec->name, t.spec->dtype, t.spec->shape, std::move(t.data)});
   }
-
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   Owned& get(const std::string& name) {
     for (Owned& t : tensors_)
@@ -60,6 +60,7 @@ class V4CheckpointCheck : public ::testing::Test {
     return check_checkpoint(*table_, *ck, options);
   }
 
+  test::ScopedTempDir tmp_{"v4-check"};
   std::string dir_;
   DeepSeekV4Config config_;
   std::unique_ptr<TensorTable> table_;
@@ -92,6 +93,43 @@ TEST_F(V4CheckpointCheck, WriteSynthCheckpointRoundTrips) {
   Status s = check_checkpoint(*cfg, *ck);
   EXPECT_TRUE(s.ok()) << s.to_string();
   std::filesystem::remove_all(dir);
+}
+
+// Two writers of one directory (the race that once broke the test suite: two processes writing
+// one fixture): 4 threads write the same config with different seeds into one directory, twice
+// each. All succeed, and what is left is one seed's whole checkpoint: every tensor equals that
+// seed's bytes, none is another's.
+TEST_F(V4CheckpointCheck, ConcurrentSynthWritersLeaveOneWholeCheckpoint) {
+  constexpr int kWriters = 4;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> writers;
+  for (int w = 0; w < kWriters; ++w) {
+    writers.emplace_back([&, w] {
+      for (int r = 0; r < 2; ++r) {
+        const SynthOptions o{.seed = 100 + static_cast<uint64_t>(w), .max_shard_bytes = 1 << 20};
+        if (!write_synth_checkpoint(config_, dir_, o).ok()) failures++;
+      }
+    });
+  }
+  for (std::thread& t : writers) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto ck = format::Checkpoint::open(dir_);
+  ASSERT_TRUE(ck.ok()) << ck.status().to_string();
+  EXPECT_TRUE(check_checkpoint(*table_, *ck).ok());
+  int matched_seed = -1;
+  for (int w = 0; w < kWriters && matched_seed < 0; ++w) {
+    const std::vector<SynthTensor> want = synth_tensors(*table_, 100 + w);
+    bool all = true;
+    for (const SynthTensor& t : want) {
+      const format::TensorInfo* got = ck->find(t.spec->name);
+      all = all && got != nullptr && got->data.size() == t.data.size() &&
+            std::memcmp(got->data.data(), t.data.data(), t.data.size()) == 0;
+    }
+    if (all) matched_seed = 100 + w;
+  }
+  EXPECT_GE(matched_seed, 0) << "the directory mixes the writers' tensors";
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(tmp_.path()), {}), 1)
+      << "a staging folder was left beside the checkpoint";
 }
 
 TEST_F(V4CheckpointCheck, MissingTensor) {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "support/temp_dir.h"
 #include "v4_test_util.h"
 
 namespace frugal::v4 {
@@ -138,9 +139,8 @@ TEST(V4Config, JsonRoundTrip) {
 }
 
 TEST(V4Config, LoadFromDirectoryAndFile) {
-  const std::string dir =
-      ::testing::TempDir() + "frugal_v4_config_load_" + std::to_string(::getpid());
-  std::filesystem::create_directories(dir);
+  const test::ScopedTempDir tmp("v4-config");
+  const std::string dir = tmp.str();
   std::ofstream(dir + "/config.json") << read_text(fixture_path("deepseek-v4-pro.json"));
   auto from_dir = load_config(dir);
   ASSERT_TRUE(from_dir.ok()) << from_dir.status().to_string();
@@ -152,7 +152,6 @@ TEST(V4Config, LoadFromDirectoryAndFile) {
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), StatusCode::kIoError);
   EXPECT_NE(missing.status().message().find("nope.json"), std::string::npos);
-  std::filesystem::remove_all(dir);
 }
 
 TEST(V4Config, OptionalFieldsTakeReferenceDefaults) {

@@ -200,7 +200,8 @@ TEST(V4Forward, DecodeEqualsPrefillAtEightOfficialWindows) {
   cfg->window_size = 128;
   cfg->compress_ratios = {0, 4, 128, 4, 0};
   cfg->index_topk = 8;
-  const std::string dir = ::testing::TempDir() + "frugal-v4-window128";
+  const frugal::test::ScopedTempDir tmp("v4-window128");
+  const std::string dir = tmp.file("checkpoint");
   ASSERT_TRUE(write_synth_checkpoint(*cfg, dir, {.seed = 4}).ok());
   for (kernels::Isa isa : {kernels::Isa::kScalar, kernels::best_isa()}) {
     auto m = Model::load(dir, test_kernels(isa), {}, {.max_chunk = 96, .max_seq_len = 1040});

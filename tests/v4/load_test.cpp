@@ -11,6 +11,7 @@
 #include "model/v4/model.h"
 #include "model/v4/synth.h"
 #include "model/v4/tensor_table.h"
+#include "support/temp_dir.h"
 #include "v4_random.h"
 
 namespace frugal::v4 {
@@ -29,7 +30,7 @@ DeepSeekV4Config fixture_config() {
 std::string write_checkpoint(
     const std::string& name, const DeepSeekV4Config& config,
     const std::function<void(std::vector<format::TensorToWrite>&, const TensorTable&)>& edit) {
-  const std::string dir = ::testing::TempDir() + "frugal-v4-load-" + name;
+  const std::string dir = frugal::test::process_temp_dir().file("v4-load-" + name);
   std::filesystem::remove_all(dir);
   const TensorTable table(config);
   std::vector<SynthTensor> synth = synth_tensors(table, 1);

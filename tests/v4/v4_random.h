@@ -19,6 +19,7 @@
 #include "model/v4/config.h"
 #include "model/v4/model.h"
 #include "model/v4/synth.h"
+#include "support/temp_dir.h"
 
 namespace frugal::v4::testing {
 
@@ -26,10 +27,11 @@ inline std::string fixture_dir() {
   return std::string(FRUGAL_SOURCE_DIR) + "/tests/fixtures/v4-random";
 }
 
-// Writes the checkpoint once per process and returns its directory.
+// Writes the checkpoint once per process, in the process's own temporary folder (ctest runs the
+// tests of this binary as parallel processes), and returns its directory.
 inline const std::string& random_checkpoint() {
   static const std::string dir = [] {
-    const std::string d = ::testing::TempDir() + "frugal-v4-random-seed1";
+    const std::string d = frugal::test::process_temp_dir().file("v4-random-seed1");
     auto cfg = load_config(fixture_dir() + "/config.json");
     EXPECT_TRUE(cfg.ok()) << cfg.status().to_string();
     const Status s = write_synth_checkpoint(*cfg, d, {.seed = 1});

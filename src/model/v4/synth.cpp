@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <numeric>
 #include <random>
 
+#include "core/file_write.h"
 #include "format/safetensors.h"
 
 namespace frugal::v4 {
@@ -153,15 +153,18 @@ Status write_synth_checkpoint(const DeepSeekV4Config& config, const std::string&
   for (const SynthTensor& t : tensors)
     writes.push_back(
         {.name = t.spec->name, .dtype = t.spec->dtype, .shape = t.spec->shape, .data = t.data});
-  FRUGAL_RETURN_IF_ERROR(format::write_sharded(dir, writes, options.max_shard_bytes));
+  // Built under a temporary name beside `dir` and put in place whole, so a reader, or a second
+  // writer of the same directory, never sees shards of one checkpoint with the index of another.
+  FRUGAL_ASSIGN_OR_RETURN(StagedDirectory staged, StagedDirectory::create(dir));
+  FRUGAL_RETURN_IF_ERROR(format::write_sharded(staged.path(), writes, options.max_shard_bytes));
+  FRUGAL_RETURN_IF_ERROR(write_file_atomic(staged.path() + "/config.json", config_to_json(config)));
+  return staged.commit(is_checkpoint_file);
+}
 
-  const std::string path = dir + "/config.json";
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  const std::string text = config_to_json(config);
-  f.write(text.data(), static_cast<std::streamsize>(text.size()));
-  f.close();
-  if (!f) return io_error(path + ": write failed");
-  return ok_status();
+bool is_checkpoint_file(std::string_view name) {
+  const auto ends_with = [&](std::string_view s) { return name.ends_with(s); };
+  return name == "config.json" || name == "model.safetensors.index.json" ||
+         (name.starts_with("model") && ends_with(".safetensors"));
 }
 
 }  // namespace frugal::v4

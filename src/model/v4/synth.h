@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/dtype.h"
@@ -31,8 +32,16 @@ struct SynthOptions {
   uint64_t max_shard_bytes = 64ull << 20;  // write_sharded splits at this many tensor bytes
 };
 
-// Writes `dir/config.json` and the sharded tensors of `config` (created if needed).
+// Writes `dir/config.json` and the sharded tensors of `config`, whole: the checkpoint is built
+// beside `dir` and put in its place in one step (core/file_write.h StagedDirectory), so two
+// writers of one `dir` both succeed and leave one complete checkpoint. An existing `dir` is
+// replaced only when it holds nothing but checkpoint files (is_checkpoint_file); otherwise the
+// error names the first other entry and `dir` is left as it was.
 Status write_synth_checkpoint(const DeepSeekV4Config& config, const std::string& dir,
                               const SynthOptions& options = {});
+
+// The names a checkpoint writer owns: config.json, model.safetensors.index.json,
+// model*.safetensors.
+bool is_checkpoint_file(std::string_view name);
 
 }  // namespace frugal::v4
