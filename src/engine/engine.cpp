@@ -62,6 +62,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
   LoadProgress progress(options.progress, options.model_dir);
   FRUGAL_ASSIGN_OR_RETURN(e->pool_, ThreadPool::create({.n_threads = options.threads}));
   kernels::KernelOptions ko;
+  ko.isa = options.isa;
   ko.pool = e->pool_.get();
   FRUGAL_ASSIGN_OR_RETURN(kernels::Kernels k, kernels::Kernels::create(ko));
   e->kernels_ = std::make_unique<kernels::Kernels>(std::move(k));

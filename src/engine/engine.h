@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/status.h"
@@ -28,6 +29,7 @@ struct EngineOptions {
   bool weights_in_ram = false;
   bool load_tokenizer = true;
   bool progress = true;  // print load progress on stderr when loading takes over a second
+  std::optional<kernels::Isa> isa = std::nullopt;  // kernel level; default FRUGAL_ISA, else best
 };
 
 class Engine {

@@ -34,7 +34,7 @@ double GenerationStats::prefill_tokens_per_s() const {
 }
 
 double GenerationStats::decode_tokens_per_s() const {
-  return decode_seconds > 0 ? static_cast<double>(decode_steps) / decode_seconds : 0.0;
+  return decode_seconds > 0 ? static_cast<double>(decoded_tokens) / decode_seconds : 0.0;
 }
 
 std::string GenerationStats::summary() const {
@@ -46,7 +46,20 @@ std::string GenerationStats::summary() const {
                 static_cast<long long>(generated_tokens), stop_reason_name(stop),
                 prefill_tokens_per_s(), decode_tokens_per_s(), format_bytes(kv_bytes).c_str(),
                 format_bytes(peak_rss).c_str());
-  return buf;
+  std::string out = buf;
+  if (spec_k > 0) {
+    std::snprintf(buf, sizeof(buf), "; speculative k=%d: %lld of %lld drafts accepted (%.2f)",
+                  spec_k, static_cast<long long>(spec.accepted),
+                  static_cast<long long>(spec.drafted), spec.acceptance());
+    out += buf;
+  }
+  if (probe_plain_tokens_per_s > 0) {
+    std::snprintf(buf, sizeof(buf), "; auto: plain %.1f vs speculative %.1f tok/s -> %s",
+                  probe_plain_tokens_per_s, probe_spec_tokens_per_s,
+                  probe_spec_tokens_per_s > probe_plain_tokens_per_s ? "speculative" : "plain");
+    out += buf;
+  }
+  return out;
 }
 
 Generator::Generator(Engine& engine, GenerateOptions options, sample::Sampler sampler,
@@ -75,13 +88,22 @@ Result<std::unique_ptr<Generator>> Generator::create(Engine& engine,
   FRUGAL_ASSIGN_OR_RETURN(sample::StopChecker stop,
                           sample::StopChecker::create(options.stop_strings, stop_tokens));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<kv::V4SequenceCache> cache, engine.new_cache());
-  return std::unique_ptr<Generator>(
+  std::unique_ptr<Generator> g(
       new Generator(engine, options, std::move(sampler), std::move(stop), std::move(cache)));
+  const bool has_mtp = engine.config().n_mtp_layers > 0;
+  if (options.spec.mode == SpecMode::kOn || (options.spec.mode == SpecMode::kAuto && has_mtp)) {
+    FRUGAL_ASSIGN_OR_RETURN(g->spec_,
+                            Speculator::create(engine.model(), options.spec.draft_tokens));
+    if (options.spec.probe_rounds < 1) return invalid_argument("spec probe_rounds must be >= 1");
+    g->auto_state_ = options.spec.mode == SpecMode::kAuto ? AutoState::kProbing : AutoState::kOn;
+  }
+  return g;
 }
 
 void Generator::reset() {
   cache_->clear();
   history_.clear();
+  if (spec_ != nullptr) spec_->reset();
 }
 
 Status Generator::feed(std::span<const int32_t> ids) {
@@ -102,9 +124,11 @@ Result<GenerationStats> Generator::generate(std::span<const int32_t> prompt,
                             " tokens; the context holds " + std::to_string(max_len) +
                             " (raise --ctx)");
   }
-  // Prefix reuse: keep the cache when it holds a strict prefix of the prompt.
+  // Prefix reuse: keep the cache when it holds a strict prefix of the prompt (and, speculating,
+  // the MTP block is in step with it).
   const bool reuse = history_.size() < prompt.size() &&
-                     std::equal(history_.begin(), history_.end(), prompt.begin());
+                     std::equal(history_.begin(), history_.end(), prompt.begin()) &&
+                     (!speculating() || spec_->in_step(*cache_));
   if (!reuse) reset();
   // An error part-way leaves the cache in an unknown state: the next prompt starts over.
   struct ResetOnError {
@@ -121,33 +145,32 @@ Result<GenerationStats> Generator::generate(std::span<const int32_t> prompt,
   decoder_.reset();
 
   auto t0 = Clock::now();
-  FRUGAL_RETURN_IF_ERROR(feed(prompt.subspan(history_.size())));
+  if (speculating()) {  // the MTP block runs on the prompt too, to draft from it
+    const std::span<const int32_t> fresh = prompt.subspan(history_.size());
+    FRUGAL_RETURN_IF_ERROR(spec_->prefill(*cache_, fresh, logits_));
+    history_.insert(history_.end(), fresh.begin(), fresh.end());
+  } else {
+    FRUGAL_RETURN_IF_ERROR(feed(prompt.subspan(history_.size())));
+  }
   st.prefill_seconds = since(t0);
 
   const int64_t limit = std::min(options_.max_tokens, max_len - st.prompt_tokens);
-  std::string text;
   t0 = Clock::now();
   bool stopped = false;
-  while (st.generated_tokens < limit) {
-    FRUGAL_ASSIGN_OR_RETURN(int32_t tok, sampler_.sample(logits_));
-    sampler_.accept(tok);
-    ++st.generated_tokens;
-    st.ids.push_back(tok);
-    text.clear();
-    if (!stop_.is_stop_token(tok)) FRUGAL_RETURN_IF_ERROR(decoder_.push(tok, &text));
-    const sample::StopChecker::Step step = stop_.push(tok, text);
-    if (!step.emit.empty()) FRUGAL_RETURN_IF_ERROR(on_text(step.emit));
-    if (step.stop) {
-      st.stop = stop_.is_stop_token(tok) ? StopReason::kEos : StopReason::kStopString;
-      stopped = true;
-      break;
-    }
-    if (st.generated_tokens == limit) break;  // the last token needs no forward pass
-    const int32_t one[1] = {tok};
-    FRUGAL_RETURN_IF_ERROR(feed(one));
-    ++st.decode_steps;
-  }
+  const SpeculationStats spec0 = spec_ != nullptr ? spec_->stats() : SpeculationStats{};
+  FRUGAL_RETURN_IF_ERROR(decode(limit, st, on_text, stopped));
   st.decode_seconds = since(t0);
+  if (spec_ != nullptr && spec_->stats().rounds > spec0.rounds) {
+    st.spec_k = spec_->draft_tokens();
+    st.spec = {.rounds = spec_->stats().rounds - spec0.rounds,
+               .drafted = spec_->stats().drafted - spec0.drafted,
+               .accepted = spec_->stats().accepted - spec0.accepted};
+  }
+  if (probe_plain_steps_ > 0 && auto_state_ != AutoState::kProbing) {
+    st.probe_plain_tokens_per_s = double(probe_plain_steps_) / probe_plain_seconds_;
+    st.probe_spec_tokens_per_s = double(probe_spec_tokens_) / probe_spec_seconds_;
+  }
+  std::string text;
   if (!stopped) {
     st.stop = limit < options_.max_tokens ? StopReason::kContextFull : StopReason::kMaxTokens;
     text.clear();
@@ -164,6 +187,81 @@ Result<GenerationStats> Generator::generate(std::span<const int32_t> prompt,
   st.peak_rss = peak_rss_bytes();
   guard.ok = true;
   return st;
+}
+
+Status Generator::decode(int64_t limit, GenerationStats& st, const TextCallback& on_text,
+                         bool& stopped) {
+  if (limit <= 0) return ok_status();
+  std::string text;
+  // Hands one sampled token to the caller; true when generation ends with it.
+  auto emit = [&](int32_t tok) -> Result<bool> {
+    ++st.generated_tokens;
+    st.ids.push_back(tok);
+    text.clear();
+    if (!stop_.is_stop_token(tok)) FRUGAL_RETURN_IF_ERROR(decoder_.push(tok, &text));
+    const sample::StopChecker::Step step = stop_.push(tok, text);
+    if (!step.emit.empty()) FRUGAL_RETURN_IF_ERROR(on_text(step.emit));
+    if (step.stop) {
+      st.stop = stop_.is_stop_token(tok) ? StopReason::kEos : StopReason::kStopString;
+      stopped = true;
+    }
+    return stopped || st.generated_tokens == limit;  // the last token needs no forward pass
+  };
+  const int64_t max_len = engine_->model().max_seq_len();
+  FRUGAL_ASSIGN_OR_RETURN(int32_t tok, sampler_.sample(logits_));
+  sampler_.accept(tok);
+  FRUGAL_ASSIGN_OR_RETURN(bool done, emit(tok));
+  while (!done) {
+    const bool room = spec_ != nullptr && cache_->length() + spec_->draft_tokens() + 1 <= max_len;
+    const bool probe_plain =
+        auto_state_ == AutoState::kProbing && probe_spec_rounds_ >= options_.spec.probe_rounds;
+    if (speculating() && room && !probe_plain) {
+      // A round: tok and the accepted drafts enter the cache; the last token returned is next.
+      const auto t0 = Clock::now();
+      FRUGAL_ASSIGN_OR_RETURN(std::span<const int32_t> out, spec_->round(*cache_, tok, sampler_));
+      history_.push_back(tok);
+      int64_t kept = static_cast<int64_t>(out.size()) - 1;
+      for (size_t i = 0; i < out.size(); ++i) {
+        FRUGAL_ASSIGN_OR_RETURN(done, emit(out[i]));
+        ++st.decoded_tokens;
+        if (done) {  // the stopping token is not fed, as in a plain step
+          kept = std::min<int64_t>(kept, static_cast<int64_t>(i));
+          break;
+        }
+      }
+      FRUGAL_RETURN_IF_ERROR(spec_->finish_round(*cache_, kept));
+      history_.insert(history_.end(), out.begin(), out.begin() + kept);
+      tok = out.back();
+      ++st.decode_steps;
+      if (auto_state_ == AutoState::kProbing) {
+        probe_spec_seconds_ += since(t0);
+        probe_spec_tokens_ += static_cast<int64_t>(out.size());
+        ++probe_spec_rounds_;
+      }
+      continue;
+    }
+    const int32_t one[1] = {tok};
+    if (speculating()) {  // in step with the MTP block: auto's plain probe, or near the end
+      FRUGAL_ASSIGN_OR_RETURN(const double seconds, spec_->plain_step(*cache_, tok, logits_));
+      history_.push_back(tok);
+      if (probe_plain) {
+        probe_plain_seconds_ += seconds;
+        if (++probe_plain_steps_ == options_.spec.probe_rounds) {
+          const double plain = double(probe_plain_steps_) / probe_plain_seconds_;
+          const double spec = double(probe_spec_tokens_) / probe_spec_seconds_;
+          auto_state_ = spec > plain ? AutoState::kOn : AutoState::kOff;
+        }
+      }
+    } else {
+      FRUGAL_RETURN_IF_ERROR(feed(one));
+    }
+    ++st.decode_steps;
+    FRUGAL_ASSIGN_OR_RETURN(tok, sampler_.sample(logits_));
+    sampler_.accept(tok);
+    ++st.decoded_tokens;
+    FRUGAL_ASSIGN_OR_RETURN(done, emit(tok));
+  }
+  return ok_status();
 }
 
 }  // namespace frugal::engine

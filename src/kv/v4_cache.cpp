@@ -82,7 +82,9 @@ Status V4SequenceCache::reserve(int64_t tokens) {
 }
 
 void V4SequenceCache::store_window(int32_t block, int64_t pos, const float* kv) {
-  entry_.encode(kv, blocks_[static_cast<size_t>(block)].window.entry(pos % window_size_));
+  std::byte* slot = blocks_[static_cast<size_t>(block)].window.entry(pos % window_size_);
+  if (undo_.active) save_for_undo(block, pos, slot, entry_.bytes());
+  entry_.encode(kv, slot);
 }
 void V4SequenceCache::load_window(int32_t block, int64_t pos, float* kv) const {
   entry_.decode(blocks_[static_cast<size_t>(block)].window.entry(pos % window_size_), kv);
@@ -109,6 +111,7 @@ v4::CompressorState V4SequenceCache::compressor_state(int32_t block, v4::Compres
 }
 
 void V4SequenceCache::clear() {
+  end_speculation();
   for (Block& b : blocks_) {
     b.window.release();
     b.compressed.release();
@@ -125,7 +128,8 @@ V4MemoryReport V4SequenceCache::memory_report() const {
   r.compressed = compressed_stats_.bytes();
   r.index_keys = key_stats_.bytes();
   r.compressor_state = state_stats_.bytes();
-  r.bookkeeping = sizeof(*this) + blocks_.capacity() * sizeof(Block);
+  r.bookkeeping = sizeof(*this) + blocks_.capacity() * sizeof(Block) + undo_.saved.capacity() +
+                  undo_.records.capacity() * sizeof(UndoRecord);
   for (const Block& b : blocks_) {
     r.bookkeeping += b.window.table_bytes() + b.compressed.table_bytes() + b.keys.table_bytes();
   }

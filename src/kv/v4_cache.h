@@ -37,7 +37,7 @@ struct V4MemoryReport {
   uint64_t compressed = 0;
   uint64_t index_keys = 0;
   uint64_t compressor_state = 0;
-  uint64_t bookkeeping = 0;  // the cache object, its per-block tables and page tables
+  uint64_t bookkeeping = 0;  // the cache object, its per-block tables, page tables, undo log
   uint64_t total() const {
     return window + compressed + index_keys + compressor_state + bookkeeping;
   }
@@ -74,6 +74,8 @@ class V4SequenceCache final : public v4::SequenceCacheView {
   quant::WeightView load_index_keys(int32_t block, int64_t j0, int64_t n,
                                     std::byte* buf) const override;
   v4::CompressorState compressor_state(int32_t block, v4::CompressorSlot slot) override;
+  void will_write_compressor_rows(int32_t block, v4::CompressorSlot slot, int64_t pos, int64_t row0,
+                                  int64_t n_rows) override;
 
   // ---- sequence management ----
   // Starts a new sequence: frees the pages, resets the compressor state to 0 / -inf.
@@ -86,6 +88,22 @@ class V4SequenceCache final : public v4::SequenceCacheView {
   Result<V4CacheSnapshot> snapshot() const;
   // Replaces this cache's contents by the snapshot (same config and format).
   Status restore(const V4CacheSnapshot& snap);
+
+  // ---- speculative decoding (v4_speculation.cpp) ----
+  // Starts an undo log of what the positions processed from now on overwrite in place (window
+  // ring slots, compressor state rows; compressed entries and indexer keys past the kept length
+  // are never read, so they need none), with room for `max_positions` positions of the main model
+  // and as many of the MTP block. Allocates the log when it must grow, so call it outside the
+  // forward pass; a log of the same size is reused without allocating.
+  Status begin_speculation(int64_t max_positions);
+  // Undoes, newest first, every change made by main positions >= `length` and MTP positions >=
+  // `mtp_length` since begin_speculation, sets the lengths and ends the log: the cache is then
+  // byte for byte what it would be had it never seen those positions. The lengths must lie
+  // between those at begin_speculation and now.
+  Status rollback(int64_t length, int64_t mtp_length);
+  // Keeps everything and ends the log.
+  void end_speculation();
+  bool speculating() const { return undo_.active; }
 
  private:
   struct Block {
@@ -108,8 +126,28 @@ class V4SequenceCache final : public v4::SequenceCacheView {
   EntryCodec entry_;
   IndexKeyCodec key_;
   std::vector<Block> blocks_;
+  // One saved region: `bytes` bytes at `target`, as they were before position `pos` of `block`
+  // overwrote them, kept at `offset` in UndoLog::saved.
+  struct UndoRecord {
+    std::byte* target = nullptr;
+    uint64_t offset = 0;
+    uint64_t bytes = 0;
+    int64_t pos = 0;
+    int32_t block = 0;
+  };
+  struct UndoLog {
+    bool active = false;
+    int64_t length0 = 0, mtp_length0 = 0;  // the lengths at begin_speculation
+    std::vector<UndoRecord> records;       // in the order of the writes
+    std::vector<std::byte> saved;          // capacity fixed at begin_speculation
+    uint64_t used = 0;
+  };
+  void save_for_undo(int32_t block, int64_t pos, std::byte* target, uint64_t bytes);
+  uint64_t undo_bytes_per_position() const;
+
   int64_t length_ = 0;
   int64_t mtp_length_ = 0;
+  UndoLog undo_;
   MemoryStats window_stats_, compressed_stats_, key_stats_, state_stats_;
 };
 

@@ -172,7 +172,7 @@ size_t Sampler::order_nucleus(size_t n, double target) {
   return e;
 }
 
-Result<int32_t> Sampler::sample(std::span<const float> logits) {
+Result<Sampler::Kept> Sampler::prepare(std::span<const float> logits) {
   if (logits.size() != size_t(vocab_)) {
     return invalid_argument("sampler: got " + std::to_string(logits.size()) + " logits, expected " +
                             std::to_string(vocab_));
@@ -189,7 +189,7 @@ Result<int32_t> Sampler::sample(std::span<const float> logits) {
   if (!std::isfinite(l[best])) {
     return invalid_argument("sampler: no token has a finite logit (all banned or -inf)");
   }
-  if (opt_.temperature == 0.0f) return best;
+  if (opt_.temperature == 0.0f) return Kept{.best = best, .n = 0, .total = 0.0};
 
   int32_t* idx = idx_.data();
   size_t n = size_t(vocab_);
@@ -233,12 +233,51 @@ Result<int32_t> Sampler::sample(std::span<const float> logits) {
     n = kept;
   }
 
-  double u = uniform() * total;
-  for (size_t k = 0; k < n; ++k) {
-    u -= p[idx[k]];
-    if (u < 0) return idx[k];
+  return Kept{.best = best, .n = n, .total = total};
+}
+
+Result<int32_t> Sampler::sample(std::span<const float> logits) {
+  FRUGAL_ASSIGN_OR_RETURN(const Kept kept, prepare(logits));
+  if (kept.n == 0) return kept.best;  // greedy
+  double u = uniform() * kept.total;
+  for (size_t k = 0; k < kept.n; ++k) {
+    u -= probs_[idx_[k]];
+    if (u < 0) return idx_[k];
   }
-  return idx[n - 1];  // rounding left u at ~0
+  return idx_[kept.n - 1];  // rounding left u at ~0
+}
+
+Status Sampler::probabilities(std::span<const float> logits, std::span<float> out) {
+  if (out.size() != size_t(vocab_))
+    return invalid_argument("sampler: probabilities need vocab floats");
+  FRUGAL_ASSIGN_OR_RETURN(const Kept kept, prepare(logits));
+  std::fill(out.begin(), out.end(), 0.0f);
+  if (kept.n == 0) {  // greedy: all mass on the argmax
+    out[kept.best] = 1.0f;
+    return ok_status();
+  }
+  const double inv = 1.0 / kept.total;
+  for (size_t k = 0; k < kept.n; ++k) out[idx_[k]] = static_cast<float>(probs_[idx_[k]] * inv);
+  return ok_status();
+}
+
+int32_t Sampler::draw(std::span<const float> weights) {
+  double total = 0;
+  int32_t last = -1;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (weights[i] > 0) {
+      total += weights[i];
+      last = static_cast<int32_t>(i);
+    }
+  }
+  if (last < 0) return -1;
+  double u = uniform() * total;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (weights[i] <= 0) continue;
+    u -= weights[i];
+    if (u < 0) return static_cast<int32_t>(i);
+  }
+  return last;  // rounding left u at ~0
 }
 
 }  // namespace frugal::sample

@@ -55,11 +55,27 @@ class Sampler {
   // Steps 1-2 only: the logits the truncations and the draw start from (for tests and tools).
   void adjusted_logits(std::span<const float> logits, std::span<float> out);
 
+  // For speculative decoding, whose accept/reject rule needs the distributions themselves:
+  // steps 1-7 as probabilities out[vocab] (0 for what the truncations drop; greedy: 1 on the
+  // argmax), the distribution sample() draws from.
+  Status probabilities(std::span<const float> logits, std::span<float> out);
+  // A token drawn in proportion to weights[vocab] (need not sum to 1; <= 0 never drawn), -1 if
+  // none is positive; and a uniform number in [0, 1), both from this sampler's RNG.
+  int32_t draw(std::span<const float> weights);
+  double uniform01() { return uniform(); }
+
   const SamplerOptions& options() const { return opt_; }
   int32_t vocab_size() const { return vocab_; }
 
  private:
   Sampler(int32_t vocab_size, SamplerOptions options);
+  // Steps 1-7: probs_[idx_[0, n)] unnormalised (their sum `total`); n = 0 when greedy.
+  struct Kept {
+    int32_t best = 0;
+    size_t n = 0;
+    double total = 0;
+  };
+  Result<Kept> prepare(std::span<const float> logits);
   void apply_penalties_and_bias(std::span<float> l);
   double uniform();                               // [0, 1), 53 random bits
   size_t select_top_k(size_t k);                  // idx[0, k) = best k, sorted

@@ -61,6 +61,12 @@ class SequenceCacheView {
                                             std::byte* buf) const = 0;
   // The persistent compressor state of a compressed block.
   virtual CompressorState compressor_state(int32_t block, CompressorSlot slot) = 0;
+  // Called by the compressor before position `pos` overwrites rows [row0, row0 + n_rows) of that
+  // state (its own row, and the shift of a completed overlapping block): a cache that can roll
+  // positions back (speculative decoding) saves them first. The window ring and the entries go
+  // through the store_* calls above, which the cache sees anyway.
+  virtual void will_write_compressor_rows(int32_t block, CompressorSlot slot, int64_t pos,
+                                          int64_t row0, int64_t n_rows) = 0;
 };
 
 }  // namespace frugal::v4

@@ -76,6 +76,7 @@ void compressor_forward(const Ctx& ctx, int32_t block, CompressorSlot slot,
   for (int64_t i = 0; i < n; ++i) {
     const int64_t t = pos0 + i;
     const int64_t row = (c.overlap ? r : 0) + t % r;
+    ctx.cache.will_write_compressor_rows(block, slot, t, row, 1);
     float* kv_row = st.kv_state + row * cols;
     float* score_row = st.score_state + row * cols;
     const float* ape = c.ape + (t % r) * cols;  // per-position bias
@@ -92,6 +93,7 @@ void compressor_forward(const Ctx& ctx, int32_t block, CompressorSlot slot,
       ctx.cache.store_index_key(block, t / r, s.entry);
     }
     if (c.overlap) {  // the current block becomes the previous one
+      ctx.cache.will_write_compressor_rows(block, slot, t, 0, r);
       std::memcpy(st.kv_state, st.kv_state + r * cols, r * cols * sizeof(float));
       std::memcpy(st.score_state, st.score_state + r * cols, r * cols * sizeof(float));
     }

@@ -158,11 +158,25 @@ Status Model::check_request(const SequenceCacheView& cache, const ForwardRequest
   };
   FRUGAL_RETURN_IF_ERROR(check_ids(r.ids, "ids"));
   FRUGAL_RETURN_IF_ERROR(check_out(r.logits_mode, r.logits, "logits"));
-  const bool mtp = r.mtp_logits_mode != LogitsMode::kNone;
-  if (!mtp) return ok_status();
+  if (r.hidden_mode != LogitsMode::kNone) {
+    const int64_t rows = r.hidden_mode == LogitsMode::kAll ? n : 1;
+    if (static_cast<int64_t>(r.hidden.size()) < rows * c.hc_dim()) {
+      return invalid_argument("forward: hidden buffer holds " + std::to_string(r.hidden.size()) +
+                              " floats, needs " + std::to_string(rows * c.hc_dim()));
+    }
+  }
+  const int64_t n_next = static_cast<int64_t>(r.mtp_next_ids.size());
+  if (n_next == 0) {
+    if (r.mtp_logits_mode != LogitsMode::kNone)
+      return invalid_argument("forward: mtp_logits need mtp_next_ids");
+    return ok_status();
+  }
   if (c.n_mtp_layers < 1) return invalid_argument("forward: the model has no MTP block");
-  if (static_cast<int64_t>(r.mtp_next_ids.size()) != n)
-    return invalid_argument("forward: mtp_next_ids must have one id per token");
+  if (n_next != n && !(n_next == n - 1 && r.mtp_logits_mode == LogitsMode::kNone)) {
+    return invalid_argument(
+        "forward: mtp_next_ids must have one id per token (or one fewer, "
+        "without mtp_logits)");
+  }
   if (cache.mtp_length() != cache.length()) {
     return invalid_argument("forward: the MTP block is at position " +
                             std::to_string(cache.mtp_length()) + " but the sequence at " +
@@ -170,6 +184,40 @@ Status Model::check_request(const SequenceCacheView& cache, const ForwardRequest
   }
   FRUGAL_RETURN_IF_ERROR(check_ids(r.mtp_next_ids, "mtp_next_ids"));
   return check_out(r.mtp_logits_mode, r.mtp_logits, "mtp_logits");
+}
+
+Status Model::check_mtp_request(const SequenceCacheView& cache, const MtpRequest& r) const {
+  const DeepSeekV4Config& c = config();
+  const int64_t n = static_cast<int64_t>(r.next_ids.size());
+  if (c.n_mtp_layers < 1) return invalid_argument("forward_mtp: the model has no MTP block");
+  if (n < 1 || n > max_chunk_) {
+    return invalid_argument("forward_mtp: " + std::to_string(n) + " positions; 1 to " +
+                            std::to_string(max_chunk_) + " (the chunk) at a time");
+  }
+  if (cache.mtp_length() + n > max_seq_len_) {
+    return invalid_argument("forward_mtp: positions up to " +
+                            std::to_string(cache.mtp_length() + n) + " exceed max_seq_len " +
+                            std::to_string(max_seq_len_));
+  }
+  if (static_cast<int64_t>(r.hidden.size()) != n * c.hc_dim()) {
+    return invalid_argument("forward_mtp: hidden holds " + std::to_string(r.hidden.size()) +
+                            " floats, needs " + std::to_string(n * c.hc_dim()));
+  }
+  for (size_t i = 0; i < r.next_ids.size(); ++i) {
+    if (r.next_ids[i] < 0 || r.next_ids[i] >= c.vocab_size) {
+      return invalid_argument("forward_mtp: next_ids[" + std::to_string(i) + "] = " +
+                              std::to_string(r.next_ids[i]) + " is outside the vocabulary");
+    }
+  }
+  const int64_t rows = r.logits_mode == LogitsMode::kAll ? n : (r.logits_mode == LogitsMode::kLast);
+  if (static_cast<int64_t>(r.logits.size()) < rows * c.vocab_size) {
+    return invalid_argument("forward_mtp: logits buffer holds " + std::to_string(r.logits.size()) +
+                            " floats, needs " + std::to_string(rows * c.vocab_size));
+  }
+  if (!r.hidden_out.empty() && static_cast<int64_t>(r.hidden_out.size()) != c.hc_dim()) {
+    return invalid_argument("forward_mtp: hidden_out must hold hc * dim floats");
+  }
+  return ok_status();
 }
 
 // mirrors Block.forward
@@ -189,6 +237,32 @@ void block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids, 
   hc_post(ctx, x, s.y, n);                                // [n, hc, dim]
 }
 
+namespace {
+
+// mirrors ParallelHead.forward: logits = head(norm(hc_head(x))), f32, of rows [row0, n) of the
+// streams x [n, hc, dim] -> out [n - row0, vocab].
+void head_rows(const Ctx& ctx, const HcWeights& hcw, const float* norm, const float* x,
+               int64_t row0, int64_t n, float* out) {
+  const DeepSeekV4Config& c = ctx.w.config;
+  const int64_t rows = n - row0;
+  hc_head(ctx, hcw, x + row0 * c.hc_dim(), rows, ctx.s.h);  // [rows, dim]
+  ctx.k.rms_norm(ctx.s.h, norm, rows, c.dim, static_cast<float>(c.norm_eps), ctx.s.h);  // norm
+  ctx.k.matmul(ctx.w.head, rows, ctx.s.h, out);  // [rows, vocab]
+}
+
+// Rows of a chunk [first, first + n) of a request of `total` rows that a kLast / kAll output
+// takes, and where they go in `out` (rows of `width`). kLast takes the request's last row only.
+void copy_rows_out(LogitsMode mode, const float* rows, int64_t first, int64_t n, int64_t total,
+                   int64_t width, std::span<float> out) {
+  if (mode == LogitsMode::kAll) {
+    std::memcpy(out.data() + first * width, rows, n * width * sizeof(float));
+  } else if (mode == LogitsMode::kLast && first + n == total) {
+    std::memcpy(out.data(), rows + (n - 1) * width, width * sizeof(float));
+  }
+}
+
+}  // namespace
+
 void Model::run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t first, int64_t n) {
   const DeepSeekV4Config& c = config();
   Scratch& s = scratch_;
@@ -196,9 +270,9 @@ void Model::run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t
   const int64_t pos0 = cache.length();
   const int64_t d = c.dim;
   const int64_t hd = c.hc_dim();
-  const float eps = static_cast<float>(c.norm_eps);
   const int32_t* ids = r.ids.data() + first;
-  const bool last_chunk = first + n == static_cast<int64_t>(r.ids.size());
+  const int64_t total = static_cast<int64_t>(r.ids.size());
+  const bool last_chunk = first + n == total;
   for (int64_t i = 0; i < n; ++i) {  // h = embed(ids); h.unsqueeze(2).repeat(1, 1, hc_mult, 1)
     quant::dequantize_row(weights_->embed, ids[i], s.h + i * d);
     for (int64_t j = 0; j < c.hc_mult; ++j) {
@@ -209,26 +283,49 @@ void Model::run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t
     block_forward(ctx, b, s.x, ids, pos0, n);
   }
 
-  // mirrors ParallelHead.forward: logits = head(norm(hc_head(x))), f32, for all rows of this
-  // chunk (kAll) or the sequence's last row (kLast).
+  // The head on all rows of this chunk (kAll) or the sequence's last row (kLast).
   auto head = [&](const HcWeights& hcw, const float* norm, const float* x, LogitsMode mode,
                   std::span<float> out) {
     if (mode == LogitsMode::kNone || (mode == LogitsMode::kLast && !last_chunk)) return;
     const int64_t row0 = mode == LogitsMode::kAll ? 0 : n - 1;
-    const int64_t rows = n - row0;
-    hc_head(ctx, hcw, x + row0 * hd, rows, s.h);   // [rows, dim]
-    ctx.k.rms_norm(s.h, norm, rows, d, eps, s.h);  // norm
-    float* dst = out.data() + (mode == LogitsMode::kAll ? first * c.vocab_size : 0);
-    ctx.k.matmul(weights_->head, rows, s.h, dst);  // [rows, vocab]
+    head_rows(ctx, hcw, norm, x, row0, n,
+              out.data() + (mode == LogitsMode::kAll ? first * c.vocab_size : 0));
   };
   head(weights_->hc_head, weights_->norm, s.x, r.logits_mode, r.logits);
+  copy_rows_out(r.hidden_mode, s.x, first, n, total, hd, r.hidden);  // before MTP clobbers s.x
   cache.set_length(pos0 + n);
-  if (r.mtp_logits_mode == LogitsMode::kNone) return;
+  // The MTP block on the rows whose next token is known (all, or all but the request's last).
+  const int64_t mtp_n = std::min<int64_t>(n, static_cast<int64_t>(r.mtp_next_ids.size()) - first);
+  if (mtp_n <= 0) return;
   const int32_t mtp_block = static_cast<int32_t>(c.n_layers);
-  mtp_forward(ctx, mtp_block, s.x, r.mtp_next_ids.data() + first, pos0, n);  // -> s.x_mtp
+  mtp_forward(ctx, mtp_block, s.x, r.mtp_next_ids.data() + first, pos0, mtp_n);  // -> s.x_mtp
   const MtpWeights& m = weights_->blocks[static_cast<size_t>(mtp_block)].mtp;
   head(m.hc_head, m.norm, s.x_mtp, r.mtp_logits_mode, r.mtp_logits);
+  cache.set_mtp_length(pos0 + mtp_n);
+}
+
+Status Model::forward_mtp(SequenceCacheView& cache, const MtpRequest& r) {
+  FRUGAL_RETURN_IF_ERROR(check_mtp_request(cache, r));
+  const DeepSeekV4Config& c = config();
+  const int64_t n = static_cast<int64_t>(r.next_ids.size());
+  const int64_t hd = c.hc_dim();
+  const int64_t pos0 = cache.mtp_length();
+  FRUGAL_RETURN_IF_ERROR(cache.reserve(pos0 + n));  // the only allocation point
+  Scratch& s = scratch_;
+  const Ctx ctx{*kernels_, *weights_, rope_, s, cache, nullptr};
+  std::memcpy(s.x, r.hidden.data(), n * hd * sizeof(float));  // mtp_forward clobbers its input
+  const int32_t mtp_block = static_cast<int32_t>(c.n_layers);
+  mtp_forward(ctx, mtp_block, s.x, r.next_ids.data(), pos0, n);  // -> s.x_mtp [n, hc, dim]
+  const MtpWeights& m = weights_->blocks[static_cast<size_t>(mtp_block)].mtp;
+  if (r.logits_mode != LogitsMode::kNone) {
+    head_rows(ctx, m.hc_head, m.norm, s.x_mtp, r.logits_mode == LogitsMode::kAll ? 0 : n - 1, n,
+              r.logits.data());
+  }
+  if (!r.hidden_out.empty()) {
+    std::memcpy(r.hidden_out.data(), s.x_mtp + (n - 1) * hd, hd * sizeof(float));
+  }
   cache.set_mtp_length(pos0 + n);
+  return ok_status();
 }
 
 Status Model::forward(SequenceCacheView& cache, const ForwardRequest& request) {

@@ -4,9 +4,9 @@
 // length, from position 0, processed in chunks of max_chunk tokens) or a decode step (one token).
 // Chunking is exact: every per-token quantity is computed the same way whatever the chunk size,
 // and the attention reads the same cache-exact entries (model/v4/cache.h), so the logits of a
-// position do not depend on how the sequence was split: bit for bit with the scalar and AVX2
-// kernels (tested); the AVX-512 kernels may order a row's sum differently for a different number
-// of tokens, which stays at summation-noise level.
+// position do not depend on how the sequence was split: bit for bit with the scalar kernels
+// (tested); the AVX2 and AVX-512 GEMM paths may order a row's sum differently for a different
+// number of tokens, which stays at summation-noise level.
 //
 // A Model runs one forward at a time (its scratch is shared); sequences are independent caches.
 // The forward pass allocates nothing: the scratch comes from an arena sized at creation for
@@ -48,10 +48,29 @@ struct ForwardRequest {
   std::span<float> logits = {};  // [vocab] or [n, vocab]
   // MTP (optional): next_ids[i] = token at position pos+1 for ids[i]; the MTP block then predicts
   // the token after it. Needs cache.mtp_length() == cache.length() (MTP run on every chunk so far).
+  // Empty: the MTP block does not run. n - 1 ids (with mtp_logits_mode kNone): it runs on all but
+  // the last position, whose next token is not known yet (speculative decoding samples it from
+  // this forward's logits and runs that position with forward_mtp).
   std::span<const int32_t> mtp_next_ids = {};
   LogitsMode mtp_logits_mode = LogitsMode::kNone;
-  std::span<float> mtp_logits = {};                  // [vocab] or [n, vocab]
+  std::span<float> mtp_logits = {};  // [vocab] or [n, vocab]
+  // Optional: the streams after the last block, what the MTP block drafts from (before hc_head):
+  // kLast [hc, dim] of the last position, kAll [n, hc, dim].
+  LogitsMode hidden_mode = LogitsMode::kNone;
+  std::span<float> hidden = {};
   const IndexSelectHook* on_index_select = nullptr;  // optional: see layers.h
+};
+
+// The MTP block alone at positions cache.mtp_length() .. + n - 1 (speculative decoding). It lags
+// the main model by one position, since the token after the main model's last position is sampled
+// from its logits first; to draft more than one token it also runs ahead of the main model on its
+// own output streams (a chain), and the cache rolls those positions back after verification.
+struct MtpRequest {
+  std::span<const float> hidden;      // [n, hc, dim] the streams each position drafts from
+  std::span<const int32_t> next_ids;  // [n] the token after each position
+  LogitsMode logits_mode = LogitsMode::kLast;
+  std::span<float> logits = {};      // [vocab] or [n, vocab]
+  std::span<float> hidden_out = {};  // optional [hc, dim]: the block's streams at the last position
 };
 
 class Model {
@@ -73,11 +92,15 @@ class Model {
 
   // Runs the tokens of `request` through the model, appending them to `cache`.
   Status forward(SequenceCacheView& cache, const ForwardRequest& request);
+  // Runs the MTP block alone (see MtpRequest); n <= max_chunk.
+  Status forward_mtp(SequenceCacheView& cache, const MtpRequest& request);
+  int64_t max_chunk() const { return max_chunk_; }
 
  private:
   Model() = default;
   Status check_request(const SequenceCacheView& cache, const ForwardRequest& r) const;
   void run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t first, int64_t n);
+  Status check_mtp_request(const SequenceCacheView& cache, const MtpRequest& r) const;
 
   const kernels::Kernels* kernels_ = nullptr;
   std::unique_ptr<ModelWeights> weights_;
