@@ -15,6 +15,9 @@
 //   scaling: the same timings on one thread (unless --no-scaling or -t 1).
 //   gemv: Kernels::matmul(m = 1) per weight format on V4-Flash shapes over a ring of matrices
 //     larger than the LLC, GB/s and fraction of the read bandwidth (unless --no-kernels).
+//   speculative (--spec K, or auto = 1): speculative against plain greedy decoding in the same run,
+//     the acceptance rate, the cost of verifying n tokens and of an MTP step, and the speedup
+//     those imply at acceptance 0.6 / 0.8 / 0.9 (bench_spec.h).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -25,7 +28,9 @@
 #include <string>
 #include <vector>
 
+#include "cli/bench_spec.h"
 #include "cli/command.h"
+#include "cli/gen_options.h"
 #include "engine/engine.h"
 #include "engine/memory_plan.h"
 #include "engine/probes.h"
@@ -47,6 +52,7 @@ struct BenchOptions {
   int64_t chunk = 512;
   bool no_scaling = false;
   bool no_kernels = false;
+  std::string spec = "off";
 };
 
 using Clock = std::chrono::steady_clock;
@@ -62,6 +68,14 @@ struct Timings {
   uint64_t peak_rss = 0;  // before the probe buffer exists
 };
 
+// The prompt of every run: fixed pseudo-random ids, the same every run.
+std::vector<int32_t> bench_prompt(const v4::DeepSeekV4Config& c, int64_t n) {
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  std::mt19937 rng(1234);
+  for (int32_t& id : ids) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(c.vocab_size));
+  return ids;
+}
+
 // Loads the model with `threads` workers and times o.reps sequences; with `probe_mib` > 0 a
 // read-bandwidth pass of that many MiB follows every repetition.
 Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mib,
@@ -70,17 +84,16 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
   eo.model_dir = o.model;
   eo.threads = threads;
   FRUGAL_ASSIGN_OR_RETURN(eo.cache, engine::parse_cache_format(o.cache));
-  eo.max_seq_len = o.prompt + o.gen + 1;
+  eo.max_seq_len = o.prompt + o.gen + 10;  // + a speculative round of up to 8 drafts
   eo.load_tokenizer = false;
   eo.weights_in_ram = o.weights_in_ram;
-  eo.max_chunk = std::min(o.chunk, o.prompt);
+  eo.max_chunk = std::max<int64_t>(std::min(o.chunk, o.prompt), 9);  // 9: a verify pass of 8
+                                                                     // drafts
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
   const v4::DeepSeekV4Config& c = eng->config();
   const double bytes_per_token = static_cast<double>(engine::decode_weight_bytes_per_token(c));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<kv::V4SequenceCache> cache, eng->new_cache());
-  std::vector<int32_t> ids(static_cast<size_t>(o.prompt));
-  std::mt19937 rng(1234);
-  for (int32_t& id : ids) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(c.vocab_size));
+  const std::vector<int32_t> ids = bench_prompt(c, o.prompt);
   std::vector<float> logits(static_cast<size_t>(c.vocab_size));
   std::vector<double> prefill_tps, decode_tps, read_gbps, fractions;
   std::optional<engine::ReadProbe> probe;
@@ -133,8 +146,37 @@ constexpr GemvCase kGemvCases[] = {
     {quant::WeightFormat::kF32, 4096, 4096},
 };
 
+// "verify cost vs 1 token: 2 tokens 1.05x (by bytes 1.07x), ...", then the projections.
+std::string spec_cost_text(const SpecBench& s) {
+  std::string out = "verify cost vs 1 token (measured, by weight bytes):";
+  char buf[160];
+  for (size_t n = 2; n < s.measured.verify.size(); ++n) {
+    std::snprintf(buf, sizeof(buf), "%s %zu tokens %.2fx / %.2fx", n > 2 ? "," : "", n,
+                  s.measured.verify[n], s.by_bytes.verify[n]);
+    out += buf;
+  }
+  std::snprintf(buf, sizeof(buf), "; MTP step %.2fx / %.2fx\n", s.measured.mtp, s.by_bytes.mtp);
+  out += buf;
+  for (double a : {0.6, 0.8, 0.9}) {
+    std::snprintf(buf, sizeof(buf),
+                  "projected speedup at acceptance %.1f (measured / by bytes):", a);
+    out += buf;
+    for (int32_t d = 1; d <= s.k; ++d) {
+      std::snprintf(buf, sizeof(buf), "%s k=%d %.2fx / %.2fx", d > 1 ? "," : "", d,
+                    engine::projected_spec_speedup(s.measured, a, d),
+                    engine::projected_spec_speedup(s.by_bytes, a, d));
+      out += buf;
+    }
+    out += "\n";
+  }
+  return out;
+}
+
 Status run_bench(const BenchOptions& o) {
   if (o.prompt < 1) return invalid_argument("--prompt must be at least 1");
+  FRUGAL_ASSIGN_OR_RETURN(const engine::SpecOptions spec_options, parse_spec(o.spec));
+  const int32_t spec_k =
+      spec_options.mode == engine::SpecMode::kOff ? 0 : spec_options.draft_tokens;
   std::unique_ptr<engine::Engine> eng;
   FRUGAL_ASSIGN_OR_RETURN(const Timings main, time_model(o, o.threads, o.bandwidth_mib, &eng));
   const v4::DeepSeekV4Config c = eng->config();
@@ -174,6 +216,12 @@ Status run_bench(const BenchOptions& o) {
       gemv.push_back({g, engine::median(gbps), engine::median(fractions)});
     }
   }
+  std::optional<SpecBench> spec;
+  if (spec_k > 0) {
+    if (c.n_mtp_layers < 1) return invalid_argument("--spec: the model has no MTP block");
+    FRUGAL_ASSIGN_OR_RETURN(spec, bench_speculation(*eng, bench_prompt(c, o.prompt),
+                                                    std::max<int64_t>(o.gen, 1), spec_k, o.reps));
+  }
   eng.reset();  // before the one-thread run loads the model again
 
   std::optional<Timings> one;
@@ -209,6 +257,29 @@ Status run_bench(const BenchOptions& o) {
            {{"prefill_tokens_per_s", one->prefill_tps}, {"decode_tokens_per_s", one->decode_tps}}},
           {"prefill_speedup", ratio(main.prefill_tps, one->prefill_tps)},
           {"decode_speedup", ratio(main.decode_tps, one->decode_tps)}};
+    }
+    if (spec) {
+      nlohmann::json proj = nlohmann::json::array();
+      for (double a : {0.6, 0.8, 0.9}) {
+        for (int32_t d = 1; d <= spec->k; ++d)
+          proj.push_back(
+              {{"acceptance", a},
+               {"k", d},
+               {"speedup", engine::projected_spec_speedup(spec->measured, a, d)},
+               {"speedup_by_bytes", engine::projected_spec_speedup(spec->by_bytes, a, d)}});
+      }
+      j["speculative"] = {{"k", spec->k},
+                          {"plain_decode_tokens_per_s", spec->plain_tps},
+                          {"spec_decode_tokens_per_s", spec->spec_tps},
+                          {"speedup", ratio(spec->spec_tps, spec->plain_tps)},
+                          {"drafted", spec->drafted},
+                          {"accepted", spec->accepted},
+                          {"acceptance", spec->acceptance()},
+                          {"verify_cost", spec->measured.verify},
+                          {"mtp_step_cost", spec->measured.mtp},
+                          {"verify_cost_by_bytes", spec->by_bytes.verify},
+                          {"mtp_step_cost_by_bytes", spec->by_bytes.mtp},
+                          {"projected", proj}};
     }
     if (!gemv.empty()) {
       nlohmann::json g = nlohmann::json::array();
@@ -253,6 +324,14 @@ Status run_bench(const BenchOptions& o) {
         static_cast<long long>(f.g.rows), static_cast<long long>(f.g.cols), f.gbps,
         100.0 * f.fraction);
   }
+  if (spec) {
+    add("speculative k=%d (greedy, same run): %.2f tok/s vs plain %.2f tok/s = %.2fx; %lld of %lld "
+        "drafts accepted (%.2f)\n",
+        spec->k, spec->spec_tps, spec->plain_tps, ratio(spec->spec_tps, spec->plain_tps),
+        static_cast<long long>(spec->accepted), static_cast<long long>(spec->drafted),
+        spec->acceptance());
+    out += spec_cost_text(*spec);
+  }
   add("peak rss %s\n", engine::format_bytes(main.peak_rss).c_str());
   return write_output(out);
 }
@@ -283,6 +362,10 @@ Command add_bench(CLI::App& root) {
       ->capture_default_str()
       ->check(at_least(1));
   sub->add_flag("--no-scaling", o->no_scaling, "Skip the one-thread run");
+  sub->add_option("--spec", o->spec,
+                  "Also measure speculative decoding with the MTP block: off, auto (= 1) or K "
+                  "drafts per round: speedup over plain decoding, acceptance, verify costs")
+      ->capture_default_str();
   sub->add_flag("--no-kernels", o->no_kernels, "Skip the per-format GEMV measurements");
   sub->add_option("--bandwidth-mib", o->bandwidth_mib,
                   "Working set of the bandwidth and GEMV probes, MiB (must exceed the LLC)")

@@ -53,9 +53,10 @@ chat::Message assistant_message(const std::string& reply, chat::ThinkingMode mod
 
 Status run_chat(const ChatOptions& o) {
   FRUGAL_ASSIGN_OR_RETURN(engine::EngineOptions eo, engine_options(o.gen));
+  FRUGAL_ASSIGN_OR_RETURN(const engine::GenerateOptions go, generate_options(o.gen));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Generator> gen,
-                          engine::Generator::create(*eng, generate_options(o.gen)));
+                          engine::Generator::create(*eng, go));
   const bool tty = isatty(STDIN_FILENO) != 0;
   chat::ThinkingMode mode = o.thinking ? chat::ThinkingMode::kThinking : chat::ThinkingMode::kChat;
   std::vector<chat::Message> history;

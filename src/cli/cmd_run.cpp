@@ -26,9 +26,10 @@ Status run_run(const RunOptions& o) {
     FRUGAL_ASSIGN_OR_RETURN(prompt, read_input(o.prompt_file, "prompt file"));
   }
   FRUGAL_ASSIGN_OR_RETURN(engine::EngineOptions eo, engine_options(o.gen));
+  FRUGAL_ASSIGN_OR_RETURN(const engine::GenerateOptions go, generate_options(o.gen));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Generator> gen,
-                          engine::Generator::create(*eng, generate_options(o.gen)));
+                          engine::Generator::create(*eng, go));
   std::vector<int32_t> ids;
   if (!o.no_bos && eng->config().bos_token_id) {
     ids.push_back(static_cast<int32_t>(*eng->config().bos_token_id));

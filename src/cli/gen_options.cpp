@@ -1,5 +1,8 @@
 #include "cli/gen_options.h"
 
+#include <exception>
+#include <string>
+
 #include "cli/command.h"
 
 namespace frugal::cli {
@@ -38,6 +41,11 @@ void add_gen_flags(CLI::App* sub, GenFlags* f, int64_t default_max_tokens) {
                   "larger chunks prefill MoE models faster for a larger activation arena")
       ->capture_default_str()
       ->check(at_least(1));
+  sub->add_option("--spec", f->spec,
+                  "Speculative decoding with the model's MTP block: off, auto (1 draft per round, "
+                  "kept only if the first generation measures it faster) or K drafts per round "
+                  "(1-8); the output follows the same distribution, greedy output is unchanged")
+      ->capture_default_str();
   sub->add_flag("--weights-in-ram", f->weights_in_ram,
                 "Copy the weights into huge-page memory at load (faster decode; needs RAM for the "
                 "whole model)");
@@ -54,8 +62,25 @@ Result<engine::EngineOptions> engine_options(const GenFlags& f) {
   return o;
 }
 
-engine::GenerateOptions generate_options(const GenFlags& f) {
+Result<engine::SpecOptions> parse_spec(const std::string& value) {
+  if (value == "off") return engine::SpecOptions{.mode = engine::SpecMode::kOff};
+  if (value == "auto") return engine::SpecOptions{.mode = engine::SpecMode::kAuto};
+  int32_t k = 0;
+  size_t used = 0;
+  try {
+    k = std::stoi(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != value.size() || value.empty() || k < 1 || k > 8) {
+    return invalid_argument("--spec: expected off, auto or a draft count 1-8, got '" + value + "'");
+  }
+  return engine::SpecOptions{.mode = engine::SpecMode::kOn, .draft_tokens = k};
+}
+
+Result<engine::GenerateOptions> generate_options(const GenFlags& f) {
   engine::GenerateOptions g;
+  FRUGAL_ASSIGN_OR_RETURN(g.spec, parse_spec(f.spec));
   g.max_tokens = f.max_tokens;
   g.sampling.temperature = f.temp;
   g.sampling.top_k = f.top_k;

@@ -30,10 +30,13 @@ struct GenFlags {
   uint64_t seed = 0;
   std::vector<std::string> stop;
   bool ignore_eos = false;
+  std::string spec = "auto";  // speculative decoding: off, auto or a draft count
 };
 
 void add_gen_flags(CLI::App* sub, GenFlags* f, int64_t default_max_tokens);
 Result<engine::EngineOptions> engine_options(const GenFlags& f);
-engine::GenerateOptions generate_options(const GenFlags& f);
+Result<engine::GenerateOptions> generate_options(const GenFlags& f);
+// --spec off|auto|K: speculative decoding with the MTP block (engine/speculative.h).
+Result<engine::SpecOptions> parse_spec(const std::string& value);
 
 }  // namespace frugal::cli

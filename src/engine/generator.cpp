@@ -90,12 +90,18 @@ Result<std::unique_ptr<Generator>> Generator::create(Engine& engine,
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<kv::V4SequenceCache> cache, engine.new_cache());
   std::unique_ptr<Generator> g(
       new Generator(engine, options, std::move(sampler), std::move(stop), std::move(cache)));
-  const bool has_mtp = engine.config().n_mtp_layers > 0;
-  if (options.spec.mode == SpecMode::kOn || (options.spec.mode == SpecMode::kAuto && has_mtp)) {
+  if (options.spec.mode == SpecMode::kOn) {
     FRUGAL_ASSIGN_OR_RETURN(g->spec_,
                             Speculator::create(engine.model(), options.spec.draft_tokens));
+  } else if (options.spec.mode == SpecMode::kAuto) {
     if (options.spec.probe_rounds < 1) return invalid_argument("spec probe_rounds must be >= 1");
-    g->auto_state_ = options.spec.mode == SpecMode::kAuto ? AutoState::kProbing : AutoState::kOn;
+    // auto runs only where it can: a model without an MTP block, or a chunk too small for the
+    // verify pass, decodes plainly.
+    auto s = Speculator::create(engine.model(), options.spec.draft_tokens);
+    if (s.ok()) {
+      g->spec_ = std::move(*s);
+      g->auto_state_ = AutoState::kProbing;
+    }
   }
   return g;
 }

@@ -1,6 +1,7 @@
 #include "engine/memory_plan.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -134,6 +135,8 @@ MemoryPlan plan_memory(const v4::DeepSeekV4Config& c, int64_t ctx) {
   MemoryPlan p;
   p.ctx = ctx;
   p.n_layers = c.n_layers;
+  p.decode_bytes_per_token = decode_weight_bytes_per_token(c);
+  p.spec = spec_cost_by_bytes(c, 2);
   const v4::TensorTable table(c);
   for (const v4::TensorSpec& s : table.entries()) {
     const uint64_t b = s.bytes();
@@ -172,6 +175,62 @@ uint64_t decode_weight_bytes_per_token(const v4::DeepSeekV4Config& c) {
   uint64_t total = other;
   for (uint64_t e : expert_bytes) total += static_cast<uint64_t>(c.n_activated_experts) * e;
   return total;
+}
+
+uint64_t mtp_step_weight_bytes(const v4::DeepSeekV4Config& c) {
+  if (c.n_mtp_layers < 1) return 0;
+  const v4::TensorTable table(c);
+  uint64_t total = 0;
+  for (const v4::TensorSpec& s : table.entries()) {
+    if (s.kind == TensorKind::kEmbed) {
+      total += s.bytes() / static_cast<uint64_t>(c.vocab_size);  // embed(next): one row
+    } else if (s.kind == TensorKind::kHead) {
+      total += s.bytes();
+    } else if (s.block == c.n_layers) {
+      if (s.kind == TensorKind::kGateTid2eid) {
+        total += s.bytes() / static_cast<uint64_t>(c.vocab_size);
+      } else if (!is_routed_expert(s.kind)) {
+        total += s.bytes();
+      } else if (s.expert == 0) {
+        total += static_cast<uint64_t>(c.n_activated_experts) * s.bytes();
+      }
+    }
+  }
+  return total;
+}
+
+double forward_weight_bytes(const v4::DeepSeekV4Config& c, int64_t n) {
+  const double per_token = static_cast<double>(decode_weight_bytes_per_token(c));
+  if (c.n_routed_experts < 1 || c.n_activated_experts < 1) return per_token;
+  // decode_weight_bytes_per_token counts n_activated_experts per block; scale that part.
+  const v4::TensorTable table(c);
+  double expert = 0;  // one expert of every main block
+  for (const v4::TensorSpec& s : table.entries()) {
+    if (is_routed_expert(s.kind) && s.expert == 0 && s.block < c.n_layers) {
+      expert += static_cast<double>(s.bytes());
+    }
+  }
+  const double e = static_cast<double>(c.n_routed_experts);
+  const double k = static_cast<double>(c.n_activated_experts);
+  const double distinct = e * (1.0 - std::pow(1.0 - k / e, static_cast<double>(n)));
+  return per_token + (distinct - k) * expert;
+}
+
+SpecCostModel spec_cost_by_bytes(const v4::DeepSeekV4Config& c, int32_t k) {
+  SpecCostModel m;
+  if (c.n_mtp_layers < 1) return m;
+  const double one = forward_weight_bytes(c, 1);
+  m.verify.push_back(0.0);
+  for (int32_t n = 1; n <= k + 1; ++n) m.verify.push_back(forward_weight_bytes(c, n) / one);
+  m.mtp = static_cast<double>(mtp_step_weight_bytes(c)) / one;
+  return m;
+}
+
+double projected_spec_speedup(const SpecCostModel& m, double acceptance, int32_t k) {
+  if (k < 1 || k + 1 >= static_cast<int32_t>(m.verify.size())) return 0.0;
+  double tokens = 1.0, a = 1.0;
+  for (int32_t j = 1; j <= k; ++j) tokens += (a *= acceptance);
+  return tokens / (m.verify[static_cast<size_t>(k) + 1] + k * m.mtp);
 }
 
 uint64_t prefill_matmul_flops_per_token(const v4::DeepSeekV4Config& c) {
@@ -259,6 +318,18 @@ std::string memory_plan_text(const MemoryPlan& p) {
     add("linear weights in huge-page memory: %s (in place of their mapped pages)\n",
         format_bytes(p.placed_weight_bytes).c_str());
   }
+  if (p.spec.verify.size() > 3) {
+    add("decode reads %s of weights per token; speculative decoding with the MTP block, by "
+        "weight bytes (uniform routing):\n",
+        format_bytes(p.decode_bytes_per_token).c_str());
+    add("  verify 2 tokens %.2fx, 3 tokens %.2fx, MTP step %.2fx of a decode step\n",
+        p.spec.verify[2], p.spec.verify[3], p.spec.mtp);
+    for (int32_t k = 1; k <= 2; ++k) {
+      add("  k=%d: speedup at acceptance 0.6 / 0.8 / 0.9: %.2fx / %.2fx / %.2fx\n", k,
+          projected_spec_speedup(p.spec, 0.6, k), projected_spec_speedup(p.spec, 0.8, k),
+          projected_spec_speedup(p.spec, 0.9, k));
+    }
+  }
   add("total (weights + fp8 kv + activations + load copies): %s\n",
       format_bytes(p.weights_bytes + p.kv_fp8.total() + p.activation_bytes + p.load_copy_bytes)
           .c_str());
@@ -293,6 +364,10 @@ std::string memory_plan_json(const MemoryPlan& p) {
   j["mha_bytes_per_token"] = p.mha_bytes_per_token;
   j["mla_ratio"] = p.mla_bytes_per_token / p.kv_bytes_per_token_fp8;
   j["mha_ratio"] = p.mha_bytes_per_token / p.kv_bytes_per_token_fp8;
+  j["decode_weight_bytes_per_token"] = p.decode_bytes_per_token;
+  if (!p.spec.verify.empty()) {
+    j["speculative_by_bytes"] = {{"verify_cost", p.spec.verify}, {"mtp_step_cost", p.spec.mtp}};
+  }
   return j.dump();
 }
 

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "kv/v4_entry.h"
 #include "model/v4/config.h"
@@ -31,6 +32,13 @@ struct KvBytes {
   uint64_t index_keys = 0;
   uint64_t compressor_state = 0;
   uint64_t total() const { return window + compressed + index_keys + compressor_state; }
+};
+
+// Speculative decoding by weight bytes (decode being bound by them): the cost of verifying n =
+// 1 .. k + 1 tokens and of one MTP step relative to a decode step.
+struct SpecCostModel {
+  std::vector<double> verify;  // [n], n = 0 .. k + 1 ([0] unused)
+  double mtp = 0;
 };
 
 struct MemoryPlan {
@@ -52,6 +60,8 @@ struct MemoryPlan {
   // the copied pages of the mapping are dropped, so these replace mapped bytes, not add to them.
   uint64_t placed_weight_bytes = 0;
   int64_t n_layers = 0;
+  uint64_t decode_bytes_per_token = 0;  // decode_weight_bytes_per_token
+  SpecCostModel spec;                   // spec_cost_by_bytes(k = 2)
 };
 
 // Bytes per token of the main layers' growing cache parts.
@@ -68,6 +78,21 @@ MemoryPlan plan_memory(const v4::DeepSeekV4Config& c, int64_t ctx);
 // embedding row): the decode weight traffic per token is
 //   other + sum over main blocks of n_activated_experts x expert bytes.
 uint64_t decode_weight_bytes_per_token(const v4::DeepSeekV4Config& c);
+// The weight bytes one step of the (first) MTP block reads (speculative decoding's draft): its
+// non-expert tensors, num_experts_per_tok routed experts, the shared head and one embedding row.
+// 0 when the model has no MTP block.
+uint64_t mtp_step_weight_bytes(const v4::DeepSeekV4Config& c);
+// The weight bytes a forward over n tokens reads, expected under uniform routing: every
+// non-expert tensor once and, per main block, the distinct routed experts the n tokens select,
+// n_routed_experts x (1 - (1 - n_activated_experts / n_routed_experts)^n) on average (each token
+// picks its experts independently). n = 1 gives decode_weight_bytes_per_token. Real routing is
+// skewed and adjacent tokens share experts more often, so this is the upper end.
+double forward_weight_bytes(const v4::DeepSeekV4Config& c, int64_t n);
+// SpecCostModel from forward_weight_bytes and mtp_step_weight_bytes (empty without an MTP
+// block), and the speedup (1 + a + .. + a^k) / (verify[k + 1] + k mtp) that a per-draft
+// acceptance rate a gives (0 when k is outside the model).
+SpecCostModel spec_cost_by_bytes(const v4::DeepSeekV4Config& c, int32_t k);
+double projected_spec_speedup(const SpecCostModel& m, double acceptance, int32_t k);
 
 // Flops of the matrix multiplications one prompt token costs in prefill: 2 x the weight elements
 // it is multiplied with (every linear weight of the main blocks incl. the hyper-connection and

@@ -85,6 +85,9 @@ TEST(RunCommand, BadArgumentsGiveOneErrorLine) {
       {"mem", "-m", model_dir(), "--ctx", "0"},
       {"bench", "-m", model_dir(), "--prompt", "-3"},
       {"synth", "--preset", "v5", "-o", tmp.file("x")},
+      {"run", "-m", model_dir(), "-p", "x", "--spec", "9"},
+      {"run", "-m", model_dir(), "-p", "x", "--spec", "fast"},
+      {"bench", "-m", model_dir(), "--spec", "0"},
   };
   for (const auto& args : cases) {
     const RunResult r = run(args);
@@ -231,6 +234,46 @@ TEST(BenchCommand, JsonHasPositiveFigures) {
   } else {
     EXPECT_FALSE(j.contains("scaling"));
   }
+}
+
+// --spec K: the summary line reports the drafts and their acceptance; bad values name the flag.
+TEST(RunCommand, SpeculativeDecoding) {
+  const RunResult r = run({"run", "-m", model_dir(), "-p", "ROMEO:", "--temp", "0", "-n", "24",
+                           "--spec", "2", "--ignore-eos"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_NE(r.err.find("generated 24 tok"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("speculative k=2:"), std::string::npos) << r.err;
+  const RunResult off = run({"run", "-m", model_dir(), "-p", "ROMEO:", "-n", "8", "--spec", "off"});
+  ASSERT_EQ(off.rc, 0) << off.err;
+  EXPECT_EQ(off.err.find("speculative"), std::string::npos) << off.err;
+  const RunResult bad = run({"run", "-m", model_dir(), "-p", "x", "--spec", "12"});
+  EXPECT_NE(bad.err.find("--spec: expected off, auto or a draft count 1-8, got '12'"),
+            std::string::npos)
+      << bad.err;
+}
+
+// bench --spec 2: speculative against plain decoding, the verify costs for 1..3 tokens and the
+// projection table.
+TEST(BenchCommand, SpeculativeSection) {
+  const RunResult r =
+      run({"bench", "-m", model_dir(), "--json", "--prompt", "16", "--gen", "24", "--reps", "1",
+           "--bandwidth-mib", "64", "--no-kernels", "--no-scaling", "--spec", "2"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const nlohmann::json s = nlohmann::json::parse(r.out).at("speculative");
+  EXPECT_EQ(s.at("k").get<int>(), 2);
+  EXPECT_GT(s.at("spec_decode_tokens_per_s").get<double>(), 0.0);
+  EXPECT_GT(s.at("plain_decode_tokens_per_s").get<double>(), 0.0);
+  EXPECT_GT(s.at("drafted").get<int>(), 0);
+  const double acceptance = s.at("acceptance").get<double>();
+  EXPECT_GE(acceptance, 0.0);
+  EXPECT_LE(acceptance, 1.0);
+  const std::vector<double> cost = s.at("verify_cost").get<std::vector<double>>();
+  ASSERT_EQ(cost.size(), 4u);  // [0] unused, then 1, 2 and 3 tokens
+  EXPECT_DOUBLE_EQ(cost[1], 1.0);
+  EXPECT_GT(cost[3], 0.0);
+  EXPECT_GT(s.at("mtp_step_cost").get<double>(), 0.0);
+  EXPECT_GT(s.at("mtp_step_cost_by_bytes").get<double>(), 0.0);
+  EXPECT_EQ(s.at("projected").size(), 6u);  // acceptance 0.6 / 0.8 / 0.9 x k = 1, 2
 }
 
 TEST(BenchCommand, SkipsWhatItIsToldTo) {

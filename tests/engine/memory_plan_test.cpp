@@ -127,5 +127,41 @@ TEST(MemoryPlan, PrefillFlopsFollowTheShapes) {
   EXPECT_LT(flash, 2 * 13e9);
 }
 
+// The byte model behind speculative decoding's projections: one token reads what decode reads;
+// n tokens read the non-expert weights once and, per block, the distinct experts n uniform
+// picks of n_activated of n_routed select (V4-Flash: 6 of 256, so 2 tokens read 11.86 experts
+// on average, 1 - (250/256)^2 = 4.63 % of 256); the MTP step reads one block and the head.
+TEST(MemoryPlan, SpeculativeCostsByBytes) {
+  const v4::DeepSeekV4Config flash = load("tests/fixtures/configs/deepseek-v4-flash.json");
+  const double one = forward_weight_bytes(flash, 1);
+  EXPECT_DOUBLE_EQ(one, static_cast<double>(decode_weight_bytes_per_token(flash)));
+  const double two = forward_weight_bytes(flash, 2);
+  EXPECT_GT(two, one);
+  EXPECT_LT(two, 2 * one);
+  const double distinct2 = 256.0 * (1.0 - std::pow(250.0 / 256.0, 2));
+  EXPECT_NEAR(distinct2, 11.859, 1e-3);
+  // (two - one) is (distinct2 - 6) experts of every main block: the same per-expert size as
+  // from 3 tokens.
+  const double per_expert = (two - one) / (distinct2 - 6);
+  const double distinct3 = 256.0 * (1.0 - std::pow(250.0 / 256.0, 3));
+  EXPECT_NEAR(forward_weight_bytes(flash, 3), one + (distinct3 - 6) * per_expert, one * 1e-9);
+  const SpecCostModel m = spec_cost_by_bytes(flash, 2);
+  ASSERT_EQ(m.verify.size(), 4u);
+  EXPECT_DOUBLE_EQ(m.verify[1], 1.0);
+  EXPECT_GT(m.mtp, 0.0);
+  EXPECT_LT(m.mtp, 0.5);  // one block + head of 43 blocks + head
+  // The speedup formula: tokens per round over cost per round.
+  const SpecCostModel free{.verify = {0, 1, 1, 1}, .mtp = 0};
+  EXPECT_DOUBLE_EQ(projected_spec_speedup(free, 1.0, 2), 3.0);
+  EXPECT_DOUBLE_EQ(projected_spec_speedup(free, 0.5, 1), 1.5);
+  const SpecCostModel paid{.verify = {0, 1, 1.2, 1.5}, .mtp = 0.1};
+  EXPECT_DOUBLE_EQ(projected_spec_speedup(paid, 0.8, 2), (1 + 0.8 + 0.64) / (1.5 + 0.2));
+  EXPECT_EQ(projected_spec_speedup(paid, 0.8, 3), 0.0);  // k = 3 not in the model
+  v4::DeepSeekV4Config no_mtp = flash;
+  no_mtp.n_mtp_layers = 0;
+  no_mtp.compress_ratios.resize(static_cast<size_t>(no_mtp.n_layers));
+  EXPECT_TRUE(spec_cost_by_bytes(no_mtp, 2).verify.empty());
+}
+
 }  // namespace
 }  // namespace frugal::engine

@@ -242,6 +242,12 @@ TEST(Speculative, ClearErrors) {
   auto chunk = Generator::create(**small, greedy(8, SpecMode::kOn, 2));
   ASSERT_FALSE(chunk.ok());
   EXPECT_NE(chunk.status().message().find("exceeds the chunk"), std::string::npos);
+  // auto where speculation cannot run decodes plainly instead of failing.
+  auto plain_auto = Generator::create(**small, greedy(8, SpecMode::kAuto, 2));
+  ASSERT_TRUE(plain_auto.ok()) << plain_auto.status().to_string();
+  const GenerationStats st = generate(**plain_auto, prompt_ids(**small, "ROMEO:"));
+  EXPECT_EQ(st.generated_tokens, 8);
+  EXPECT_EQ(st.spec_k, 0);
 }
 
 }  // namespace
