@@ -38,8 +38,11 @@ Result<SpecBench> bench_speculation(engine::Engine& eng, std::span<const int32_t
   v4::Model& model = eng.model();
   const v4::DeepSeekV4Config& c = eng.config();
   const int64_t v = c.vocab_size, hd = c.hc_dim();
-  if (prompt.size() + gen + k + 1 > static_cast<size_t>(model.max_seq_len())) {
-    return internal_error("bench --spec: the engine's context is too short");
+  if (prompt.size() < static_cast<size_t>(k) + 1 ||
+      prompt.size() + gen + k + 1 > static_cast<size_t>(model.max_seq_len())) {
+    return invalid_argument("bench --spec " + std::to_string(k) + ": needs a prompt of at least " +
+                            std::to_string(k + 1) + " tokens and a context for prompt + gen + " +
+                            std::to_string(k + 1));
   }
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Speculator> spec,
                           engine::Speculator::create(model, k));
@@ -84,7 +87,9 @@ Result<SpecBench> bench_speculation(engine::Engine& eng, std::span<const int32_t
 
     // Costs from the plain run's end, each rolled back.
     const int64_t length = cache->length(), mtp_length = cache->mtp_length();
-    std::vector<int32_t> ids(static_cast<size_t>(k) + 1, argmax(last));
+    // Distinct tokens (the prompt's first k + 1): a draft differs from the token before it, and
+    // the same token twice would select the same experts in hash-routed layers.
+    const std::vector<int32_t> ids(prompt.begin(), prompt.begin() + k + 1);
     for (int64_t n = 1; n <= k + 1; ++n) {
       FRUGAL_RETURN_IF_ERROR(cache->begin_speculation(n));
       t0 = Clock::now();
