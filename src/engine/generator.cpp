@@ -164,6 +164,7 @@ Result<GenerationStats> Generator::generate(std::span<const int32_t> prompt,
   t0 = Clock::now();
   bool stopped = false;
   const SpeculationStats spec0 = spec_ != nullptr ? spec_->stats() : SpeculationStats{};
+  const bool probing = spec_ != nullptr && auto_state_ == AutoState::kProbing;
   FRUGAL_RETURN_IF_ERROR(decode(limit, st, on_text, stopped));
   st.decode_seconds = since(t0);
   if (spec_ != nullptr && spec_->stats().rounds > spec0.rounds) {
@@ -172,7 +173,7 @@ Result<GenerationStats> Generator::generate(std::span<const int32_t> prompt,
                .drafted = spec_->stats().drafted - spec0.drafted,
                .accepted = spec_->stats().accepted - spec0.accepted};
   }
-  if (probe_plain_steps_ > 0 && auto_state_ != AutoState::kProbing) {
+  if (probing && auto_state_ != AutoState::kProbing) {  // auto decided in this generation
     st.probe_plain_tokens_per_s = double(probe_plain_steps_) / probe_plain_seconds_;
     st.probe_spec_tokens_per_s = double(probe_spec_tokens_) / probe_spec_seconds_;
   }

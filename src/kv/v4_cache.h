@@ -94,7 +94,7 @@ class V4SequenceCache final : public v4::SequenceCacheView {
   // ring slots, compressor state rows; compressed entries and indexer keys past the kept length
   // are never read, so they need none), with room for `max_positions` positions of the main model
   // and as many of the MTP block. Allocates the log when it must grow, so call it outside the
-  // forward pass; a log of the same size is reused without allocating.
+  // forward pass; a log of the same size is reused without allocating. One at a time.
   Status begin_speculation(int64_t max_positions);
   // Undoes, newest first, every change made by main positions >= `length` and MTP positions >=
   // `mtp_length` since begin_speculation, sets the lengths and ends the log: the cache is then

@@ -28,6 +28,9 @@ uint64_t V4SequenceCache::undo_bytes_per_position() const {
 
 Status V4SequenceCache::begin_speculation(int64_t max_positions) {
   if (max_positions < 1) return invalid_argument("kv cache: speculation needs >= 1 position");
+  if (undo_.active) {
+    return invalid_argument("kv cache: a speculation is already open (rollback or end it first)");
+  }
   // Main and MTP positions each up to max_positions; records: a window slot and two regions per
   // compressor write (kv, score), at most three compressor writes per compressor and position.
   const uint64_t bytes = 2 * static_cast<uint64_t>(max_positions) * undo_bytes_per_position();

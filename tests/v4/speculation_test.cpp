@@ -222,6 +222,7 @@ TEST(V4Speculation, RollbackChecksItsArguments) {
   EXPECT_FALSE(c->rollback(0, 0).ok());  // nothing begun
   ASSERT_TRUE(m->forward(*c, {.ids = ids, .logits = logits}).ok());
   ASSERT_TRUE(c->begin_speculation(2).ok());
+  EXPECT_FALSE(c->begin_speculation(2).ok());  // one at a time
   ASSERT_TRUE(m->forward(*c, {.ids = std::span(ids, 2), .logits = logits}).ok());
   const Status below = c->rollback(2, 0);
   ASSERT_FALSE(below.ok());
