@@ -222,10 +222,14 @@ Status Generator::decode(int64_t limit, GenerationStats& st, const TextCallback&
     const bool room = spec_ != nullptr && cache_->length() + spec_->draft_tokens() + 1 <= max_len;
     const bool probe_plain =
         auto_state_ == AutoState::kProbing && probe_spec_rounds_ >= options_.spec.probe_rounds;
-    if (speculating() && room && !probe_plain) {
+    // A round for one last token would verify drafts nobody reads: a plain step does.
+    const bool more_than_one = limit - st.generated_tokens > 1;
+    if (speculating() && room && !probe_plain && more_than_one) {
       // A round: tok and the accepted drafts enter the cache; the last token returned is next.
-      const auto t0 = Clock::now();
+      // Timed without the emission (the caller's output), as the plain probe times its forward.
+      auto t0 = Clock::now();
       FRUGAL_ASSIGN_OR_RETURN(std::span<const int32_t> out, spec_->round(*cache_, tok, sampler_));
+      double round_seconds = since(t0);
       history_.push_back(tok);
       int64_t kept = static_cast<int64_t>(out.size()) - 1;
       for (size_t i = 0; i < out.size(); ++i) {
@@ -236,12 +240,14 @@ Status Generator::decode(int64_t limit, GenerationStats& st, const TextCallback&
           break;
         }
       }
+      t0 = Clock::now();
       FRUGAL_RETURN_IF_ERROR(spec_->finish_round(*cache_, kept));
+      round_seconds += since(t0);
       history_.insert(history_.end(), out.begin(), out.begin() + kept);
       tok = out.back();
       ++st.decode_steps;
       if (auto_state_ == AutoState::kProbing) {
-        probe_spec_seconds_ += since(t0);
+        probe_spec_seconds_ += round_seconds;
         probe_spec_tokens_ += static_cast<int64_t>(out.size());
         ++probe_spec_rounds_;
       }

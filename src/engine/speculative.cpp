@@ -58,9 +58,23 @@ Status Speculator::catch_up(kv::V4SequenceCache& cache, int32_t next) {
 }
 
 Status Speculator::prefill(kv::V4SequenceCache& cache, std::span<const int32_t> ids,
-                           std::span<float> logits) {
+                           std::span<float> logits, MtpPrefill mtp) {
   if (ids.empty()) return invalid_argument("speculative prefill: no tokens");
   if (!in_step(cache)) return internal_error("speculative prefill: the cache is not in step");
+  const v4::DeepSeekV4Config& c = model_->config();
+  const int64_t end = cache.length() + static_cast<int64_t>(ids.size());
+  // First MTP position whose window entry a later draft reads: end - window (the first draft runs
+  // at end - 1 and attends to end - window .. end - 1).
+  const int64_t split = end - c.window_size - cache.length();
+  if (mtp == MtpPrefill::kWindow && c.compress_ratio(c.n_layers) == 0 && split >= 0) {
+    if (split > 0) {  // the main model alone up to there
+      FRUGAL_RETURN_IF_ERROR(
+          model_->forward(cache, {.ids = ids.first(split), .logits_mode = LogitsMode::kNone}));
+    }
+    cache.set_mtp_length(cache.length());  // the pending and skipped positions are never read
+    pending_ = 0;
+    ids = ids.subspan(split);
+  }
   FRUGAL_RETURN_IF_ERROR(catch_up(cache, ids[0]));
   FRUGAL_RETURN_IF_ERROR(
       model_->forward(cache, {.ids = ids,
@@ -90,8 +104,14 @@ Result<double> Speculator::plain_step(kv::V4SequenceCache& cache, int32_t token,
 
 Result<std::span<const int32_t>> Speculator::round(kv::V4SequenceCache& cache, int32_t token,
                                                    sample::Sampler& sampler) {
-  if (!in_step(cache) || pending_ == 0) {
-    return internal_error("speculative round: the cache is not in step");
+  FRUGAL_RETURN_IF_ERROR(draft(cache, token, sampler).status());
+  return verify(cache, sampler);
+}
+
+Result<std::span<const int32_t>> Speculator::draft(kv::V4SequenceCache& cache, int32_t token,
+                                                   sample::Sampler& sampler) {
+  if (!in_step(cache) || pending_ == 0 || cache.speculating()) {
+    return internal_error("speculative draft: the cache is not in step");
   }
   round_length_ = cache.length();
   // Draft: the pending positions, the last with `token` -> q1 (exact: the main model's streams).
@@ -111,7 +131,15 @@ Result<std::span<const int32_t>> Speculator::round(kv::V4SequenceCache& cache, i
     FRUGAL_RETURN_IF_ERROR(sampler.probabilities(draft_logits_, q));
     verify_ids_[j + 1] = sampler.draw(q);
   }
-  // Verify: one forward over token and the drafts.
+  return std::span<const int32_t>(verify_ids_).subspan(1);
+}
+
+Result<std::span<const int32_t>> Speculator::verify(kv::V4SequenceCache& cache,
+                                                    sample::Sampler& sampler) {
+  if (!cache.speculating() || cache.length() != round_length_) {
+    return internal_error("speculative verify: no draft to verify");
+  }
+  // One forward over the token and the drafts.
   FRUGAL_RETURN_IF_ERROR(model_->forward(cache, {.ids = verify_ids_,
                                                  .logits_mode = LogitsMode::kAll,
                                                  .logits = verify_logits_,

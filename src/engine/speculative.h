@@ -51,15 +51,31 @@ class Speculator {
   void reset() { pending_ = 0; }
 
   // Prefill with the MTP block kept in step: runs the pending positions (next token ids[0]),
-  // then ids; logits[vocab] of the last position.
-  Status prefill(kv::V4SequenceCache& cache, std::span<const int32_t> ids, std::span<float> logits);
+  // then ids; logits[vocab] of the last position. kWindow: when the MTP block attends only to its
+  // window (compress ratio 0, as in the official V4 configs), it runs on the last window_size
+  // positions only. Its window entry at a position depends on that position's input alone, and no
+  // later position reads further back, so the drafts are the same as with kAll (tested) while a
+  // long prompt pays for at most one window of MTP positions.
+  enum class MtpPrefill : uint8_t { kWindow, kAll };
+  Status prefill(kv::V4SequenceCache& cache, std::span<const int32_t> ids, std::span<float> logits,
+                 MtpPrefill mtp = MtpPrefill::kWindow);
   // A plain one-token step in step with the MTP block (auto mode's comparison); returns the
   // seconds of the main forward alone, what a plain decode step costs.
   Result<double> plain_step(kv::V4SequenceCache& cache, int32_t token, std::span<float> logits);
   // One round after `token` (sampled and accepted by `sampler`): the accepted drafts and then the
   // next token, each accepted by `sampler` in turn. Room for L + k + 1 positions is the caller's.
+  // round = draft, then verify; a caller that batches the verify passes of several sequences
+  // calls them apart.
   Result<std::span<const int32_t>> round(kv::V4SequenceCache& cache, int32_t token,
                                          sample::Sampler& sampler);
+  // Phase 1: the MTP block on the pending positions (the last with `token`), then k - 1 chained
+  // steps; returns the k drafts, drawn from the draft distributions (`sampler`'s filters applied
+  // to the MTP logits). Opens the cache's undo log.
+  Result<std::span<const int32_t>> draft(kv::V4SequenceCache& cache, int32_t token,
+                                         sample::Sampler& sampler);
+  // Phase 2: one forward over the token and the drafts; returns the accepted prefix of the drafts
+  // and the next token, as round().
+  Result<std::span<const int32_t>> verify(kv::V4SequenceCache& cache, sample::Sampler& sampler);
   // Ends the round: the cache keeps `token` and the first `kept` tokens of what round() returned
   // (all but the last when generation goes on; fewer when it stopped on one of them).
   Status finish_round(kv::V4SequenceCache& cache, int64_t kept);

@@ -10,9 +10,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <memory>
+#include <random>
 #include <string>
 
 #include "engine/generator.h"
@@ -122,7 +124,7 @@ TEST(Speculative, PrefixReuseAndStopsMatchPlain) {
 }
 
 // Sampling: the speculative accept/reject rule keeps the main model's distribution. 2,000 runs of
-// two tokens (temperature 1, top-k 6) from fixed seeds: the second token (drafted, then accepted
+// three tokens (temperature 1, top-k 6) from fixed seeds: the second token (drafted, then accepted
 // or redrawn) is compared, for each first token, with the main model's distribution computed
 // directly. On the best kernels: the verify pass and the direct forward differ at summation-noise
 // level (~1e-6 of the logits), far below what 2,000 draws can see. Chi-square over all groups; the
@@ -134,7 +136,8 @@ TEST(Speculative, SamplingKeepsTheMainModelDistribution) {
   ASSERT_NE(e, nullptr);
   const std::vector<int32_t> p = prompt_ids(*e, "First Citizen:\nWe are");
   const int64_t v = e->config().vocab_size;
-  GenerateOptions o{.max_tokens = 2, .stop_at_eos = false};
+  // Three tokens: a round runs only when more than one token is still to come.
+  GenerateOptions o{.max_tokens = 3, .stop_at_eos = false};
   o.sampling = {.temperature = 1.0f, .top_k = 6};
   o.spec = {.mode = SpecMode::kOn, .draft_tokens = 1};
   std::map<int32_t, std::map<int32_t, int>> counts;  // first token -> second token -> runs
@@ -145,7 +148,7 @@ TEST(Speculative, SamplingKeepsTheMainModelDistribution) {
     auto g = Generator::create(*e, o);
     ASSERT_TRUE(g.ok());
     const GenerationStats st = generate(**g, p);
-    ASSERT_EQ(st.ids.size(), 2u);
+    ASSERT_EQ(st.ids.size(), 3u);
     counts[st.ids[0]][st.ids[1]]++;
     drafted += st.spec.drafted;
     accepted += st.spec.accepted;
@@ -227,6 +230,66 @@ TEST(Speculative, AutoMeasuresAndChooses) {
   EXPECT_EQ(generate(**plain, next).ids, generate(**aut, next).ids);
 }
 
+// MtpPrefill::kWindow runs the (window-only) MTP block on the last window of a long prompt only;
+// the drafts, the accepted tokens and, after the first round, every byte of the cache equal those
+// of running it on the whole prompt. 300 tokens = 2.3 windows of 128, then a chat turn of 200 more.
+TEST(Speculative, MtpPrefillOfTheLastWindowGivesTheSameDrafts) {
+  std::unique_ptr<Engine> e = tiny(kernels::Isa::kScalar, 1024);
+  ASSERT_NE(e, nullptr);
+  const int64_t v = e->config().vocab_size;
+  ASSERT_EQ(e->config().compress_ratio(e->config().n_layers), 0);
+  std::mt19937 rng(9);
+  auto tokens = [&](int n) {
+    std::vector<int32_t> ids(static_cast<size_t>(n));
+    for (int32_t& id : ids) id = static_cast<int32_t>(rng() % static_cast<uint32_t>(v));
+    return ids;
+  };
+  struct Run {
+    std::unique_ptr<Speculator> spec;
+    std::unique_ptr<kv::V4SequenceCache> cache;
+    sample::Sampler sampler;
+    std::vector<float> logits;
+    int32_t tok = 0;
+  };
+  auto make = [&]() -> Run {
+    auto s = Speculator::create(e->model(), 2);
+    auto c = e->new_cache();
+    auto smp = sample::Sampler::create(static_cast<int32_t>(v), {.temperature = 0});
+    EXPECT_TRUE(s.ok() && c.ok() && smp.ok());
+    return Run{std::move(*s), std::move(*c), std::move(*smp), std::vector<float>(v), 0};
+  };
+  Run a = make(), b = make();
+  for (const std::vector<int32_t>& turn : {tokens(300), tokens(200)}) {
+    ASSERT_TRUE(a.spec->prefill(*a.cache, turn, a.logits, Speculator::MtpPrefill::kWindow).ok());
+    ASSERT_TRUE(b.spec->prefill(*b.cache, turn, b.logits, Speculator::MtpPrefill::kAll).ok());
+    EXPECT_TRUE(a.logits == b.logits);
+    a.tok = b.tok =
+        static_cast<int32_t>(std::max_element(a.logits.begin(), a.logits.end()) - a.logits.begin());
+    for (int round = 0; round < 12; ++round) {
+      auto oa = a.spec->round(*a.cache, a.tok, a.sampler);
+      auto ob = b.spec->round(*b.cache, b.tok, b.sampler);
+      ASSERT_TRUE(oa.ok() && ob.ok());
+      ASSERT_TRUE(std::equal(oa->begin(), oa->end(), ob->begin(), ob->end())) << round;
+      ASSERT_TRUE(a.spec->finish_round(*a.cache, static_cast<int64_t>(oa->size()) - 1).ok());
+      ASSERT_TRUE(b.spec->finish_round(*b.cache, static_cast<int64_t>(ob->size()) - 1).ok());
+      a.tok = oa->back();
+      b.tok = ob->back();
+      auto sa = a.cache->snapshot(), sb = b.cache->snapshot();
+      ASSERT_TRUE(sa.ok() && sb.ok());
+      ASSERT_EQ(sa->parts.size(), sb->parts.size());
+      for (size_t i = 0; i < sa->parts.size(); ++i) {
+        EXPECT_TRUE(sa->parts[i] == sb->parts[i]) << "round " << round << " part " << i;
+      }
+    }
+    EXPECT_EQ(a.spec->stats().accepted, b.spec->stats().accepted);
+    // The next turn extends the sequence: both feed the token they would decode next.
+    for (Run* r : {&a, &b}) {
+      const int32_t one[1] = {r->tok};
+      ASSERT_TRUE(r->spec->prefill(*r->cache, one, r->logits).ok());
+    }
+  }
+}
+
 TEST(Speculative, ClearErrors) {
   std::unique_ptr<Engine> e = tiny(std::nullopt, 64);
   ASSERT_NE(e, nullptr);
@@ -242,6 +305,25 @@ TEST(Speculative, ClearErrors) {
   auto chunk = Generator::create(**small, greedy(8, SpecMode::kOn, 2));
   ASSERT_FALSE(chunk.ok());
   EXPECT_NE(chunk.status().message().find("exceeds the chunk"), std::string::npos);
+  // The two phases in order only.
+  auto spec = Speculator::create(e->model(), 1);
+  auto cache = e->new_cache();
+  auto sampler =
+      sample::Sampler::create(static_cast<int32_t>(e->config().vocab_size), {.temperature = 0});
+  ASSERT_TRUE(spec.ok() && cache.ok() && sampler.ok());
+  std::vector<float> logits(e->config().vocab_size);
+  const std::vector<int32_t> p = prompt_ids(*e, "ROMEO:");
+  EXPECT_FALSE((*spec)->round(**cache, 1, *sampler).ok());  // not prefilled: nothing to draft from
+  ASSERT_TRUE((*spec)->prefill(**cache, p, logits).ok());
+  EXPECT_FALSE((*spec)->verify(**cache, *sampler).ok());  // no draft yet
+  auto drafts = (*spec)->draft(**cache, 1, *sampler);
+  ASSERT_TRUE(drafts.ok());
+  EXPECT_EQ(drafts->size(), 1u);
+  EXPECT_FALSE((*spec)->draft(**cache, 1, *sampler).ok());  // one draft at a time
+  auto out = (*spec)->verify(**cache, *sampler);
+  ASSERT_TRUE(out.ok());
+  EXPECT_TRUE((*spec)->finish_round(**cache, static_cast<int64_t>(out->size()) - 1).ok());
+  EXPECT_EQ((*cache)->length(), static_cast<int64_t>(p.size() + out->size()));
   // auto where speculation cannot run decodes plainly instead of failing.
   auto plain_auto = Generator::create(**small, greedy(8, SpecMode::kAuto, 2));
   ASSERT_TRUE(plain_auto.ok()) << plain_auto.status().to_string();
