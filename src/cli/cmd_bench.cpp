@@ -15,6 +15,9 @@
 //   scaling: the same timings on one thread (unless --no-scaling or -t 1).
 //   gemv: Kernels::matmul(m = 1) per weight format on V4-Flash shapes over a ring of matrices
 //     larger than the LLC, GB/s and fraction of the read bandwidth (unless --no-kernels).
+//   batch (--batch N): N sequences decoded together by Model::forward_batch (the weights read once
+//     per step for all of them), aggregate tokens/s against the single-sequence decode of the same
+//     run.
 //   speculative (--spec K, or auto = 1): speculative against plain greedy decoding in the same run,
 //     the acceptance rate, the cost of verifying n tokens and of an MTP step, and the speedup
 //     those imply at acceptance 0.6 / 0.8 / 0.9 (bench_spec.h).
@@ -53,6 +56,7 @@ struct BenchOptions {
   bool no_scaling = false;
   bool no_kernels = false;
   std::string spec = "off";
+  int64_t batch = 1;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -67,6 +71,42 @@ struct Timings {
   double roofline_fraction = 0;
   uint64_t peak_rss = 0;  // before the probe buffer exists
 };
+
+// Aggregate decode tokens/s of `batch` sequences stepped together (medians over reps): each is
+// prefilled with the bench prompt, then `gen` steps of one token each, all in one forward_batch.
+Result<double> time_batched_decode(engine::Engine& eng, std::span<const int32_t> prompt,
+                                   int64_t gen, int64_t batch, int reps) {
+  const int64_t v = eng.config().vocab_size;
+  std::vector<std::unique_ptr<kv::V4SequenceCache>> caches;
+  for (int64_t q = 0; q < batch; ++q) {
+    FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<kv::V4SequenceCache> c, eng.new_cache());
+    caches.push_back(std::move(c));
+  }
+  std::vector<float> logits(static_cast<size_t>(batch * v));
+  std::vector<int32_t> next(static_cast<size_t>(batch));
+  std::vector<v4::BatchEntry> entries(static_cast<size_t>(batch));
+  std::vector<double> tps;
+  for (int r = 0; r < std::max(reps, 1); ++r) {
+    for (int64_t q = 0; q < batch; ++q) {
+      caches[q]->clear();
+      const std::span<float> lq(logits.data() + q * v, v);
+      FRUGAL_RETURN_IF_ERROR(eng.model().forward(*caches[q], {.ids = prompt, .logits = lq}));
+      next[q] = static_cast<int32_t>(std::max_element(lq.begin(), lq.end()) - lq.begin());
+      entries[q] = {.cache = caches[q].get(), .ids = std::span(&next[q], 1), .logits = lq};
+    }
+    const auto t0 = Clock::now();
+    for (int64_t i = 0; i < gen; ++i) {
+      FRUGAL_RETURN_IF_ERROR(eng.model().forward_batch(entries));
+      for (int64_t q = 0; q < batch; ++q) {
+        const float* lq = logits.data() + q * v;
+        next[q] = static_cast<int32_t>(std::max_element(lq, lq + v) - lq);
+      }
+    }
+    tps.push_back(static_cast<double>(gen * batch) /
+                  std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return engine::median(tps);
+}
 
 // The prompt of every run: fixed pseudo-random ids, the same every run.
 std::vector<int32_t> bench_prompt(const v4::DeepSeekV4Config& c, int64_t n) {
@@ -86,9 +126,10 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
   FRUGAL_ASSIGN_OR_RETURN(eo.cache, engine::parse_cache_format(o.cache));
   eo.max_seq_len = o.prompt + o.gen + 10;  // + a speculative round of up to 8 drafts
   eo.load_tokenizer = false;
+  eo.max_batch = o.batch;
   eo.weights_in_ram = o.weights_in_ram;
-  eo.max_chunk = std::max<int64_t>(std::min(o.chunk, o.prompt), 9);  // 9: a verify pass of 8
-                                                                     // drafts
+  eo.max_chunk = std::max<int64_t>({std::min(o.chunk, o.prompt), 9, o.batch});  // 9: a verify pass
+                                                                                // of 8 drafts
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
   const v4::DeepSeekV4Config& c = eng->config();
   const double bytes_per_token = static_cast<double>(engine::decode_weight_bytes_per_token(c));
@@ -216,6 +257,12 @@ Status run_bench(const BenchOptions& o) {
       gemv.push_back({g, engine::median(gbps), engine::median(fractions)});
     }
   }
+  double batch_tps = 0;
+  if (o.batch > 1) {
+    FRUGAL_ASSIGN_OR_RETURN(
+        batch_tps, time_batched_decode(*eng, bench_prompt(c, o.prompt), std::max<int64_t>(o.gen, 1),
+                                       o.batch, o.reps));
+  }
   std::optional<SpecBench> spec;
   if (spec_k > 0) {
     if (c.n_mtp_layers < 1) return invalid_argument("--spec: the model has no MTP block");
@@ -257,6 +304,11 @@ Status run_bench(const BenchOptions& o) {
            {{"prefill_tokens_per_s", one->prefill_tps}, {"decode_tokens_per_s", one->decode_tps}}},
           {"prefill_speedup", ratio(main.prefill_tps, one->prefill_tps)},
           {"decode_speedup", ratio(main.decode_tps, one->decode_tps)}};
+    }
+    if (o.batch > 1) {
+      j["batch"] = {{"sequences", o.batch},
+                    {"decode_tokens_per_s", batch_tps},
+                    {"speedup_over_one_sequence", ratio(batch_tps, main.decode_tps)}};
     }
     if (spec) {
       nlohmann::json proj = nlohmann::json::array();
@@ -324,6 +376,10 @@ Status run_bench(const BenchOptions& o) {
         static_cast<long long>(f.g.rows), static_cast<long long>(f.g.cols), f.gbps,
         100.0 * f.fraction);
   }
+  if (o.batch > 1) {
+    add("batch of %lld sequences (one forward per step): %.2f tok/s in all = %.2fx one sequence\n",
+        static_cast<long long>(o.batch), batch_tps, ratio(batch_tps, main.decode_tps));
+  }
   if (spec) {
     add("speculative k=%d (greedy, same run): %.2f tok/s vs plain %.2f tok/s = %.2fx; %lld of %lld "
         "drafts accepted (%.2f)\n",
@@ -362,6 +418,11 @@ Command add_bench(CLI::App& root) {
       ->capture_default_str()
       ->check(at_least(1));
   sub->add_flag("--no-scaling", o->no_scaling, "Skip the one-thread run");
+  sub->add_option("--batch", o->batch,
+                  "Also decode N sequences together (one forward per step for all): aggregate "
+                  "tokens/s against one sequence")
+      ->capture_default_str()
+      ->check(at_least(1));
   sub->add_option("--spec", o->spec,
                   "Also measure speculative decoding with the MTP block: off, auto (= 1) or K "
                   "drafts per round: speedup over plain decoding, acceptance, verify costs")

@@ -72,7 +72,8 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
       options.weights_in_ram ? v4::WeightPlacement::kHugePages : v4::WeightPlacement::kMapped;
   FRUGAL_ASSIGN_OR_RETURN(e->model_, v4::Model::load(options.model_dir, *e->kernels_, lo,
                                                      {.max_chunk = options.max_chunk,
-                                                      .max_seq_len = options.max_seq_len}));
+                                                      .max_seq_len = options.max_seq_len,
+                                                      .max_batch = options.max_batch}));
   if (options.load_tokenizer) {
     FRUGAL_ASSIGN_OR_RETURN(tokenizer::Tokenizer tok,
                             tokenizer::Tokenizer::load_dir(options.model_dir));

@@ -23,6 +23,7 @@ struct EngineOptions {
   kv::CacheFormat cache = kv::CacheFormat::kFp8;
   int64_t max_seq_len = 4096;  // longest sequence (sizes the activation arena)
   int64_t max_chunk = 64;      // prefill tokens per forward chunk
+  int64_t max_batch = 1;       // sequences per Model::forward_batch (sizes the head's rows)
   bool scan_values = true;     // check e8m0 scales and tid2eid at load
   // Copy the linear weights into huge-page memory at load (v4::WeightPlacement::kHugePages):
   // faster decode, RAM for the whole model. Off: they stay in the mapped files.

@@ -276,6 +276,26 @@ TEST(BenchCommand, SpeculativeSection) {
   EXPECT_EQ(s.at("projected").size(), 6u);  // acceptance 0.6 / 0.8 / 0.9 x k = 1, 2
 }
 
+// bench --batch 3: three sequences decoded together, aggregate tokens/s against one sequence.
+TEST(BenchCommand, BatchSection) {
+  const RunResult r =
+      run({"bench", "-m", model_dir(), "--json", "--prompt", "8", "--gen", "8", "--reps", "1",
+           "--bandwidth-mib", "64", "--no-kernels", "--no-scaling", "--batch", "3"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  const nlohmann::json& b = j.at("batch");
+  EXPECT_EQ(b.at("sequences").get<int>(), 3);
+  EXPECT_GT(b.at("decode_tokens_per_s").get<double>(), 0.0);
+  EXPECT_NEAR(b.at("speedup_over_one_sequence").get<double>(),
+              b.at("decode_tokens_per_s").get<double>() / j.at("decode_tokens_per_s").get<double>(),
+              1e-9);
+  EXPECT_FALSE(nlohmann::json::parse(
+                   run({"bench", "-m", model_dir(), "--json", "--prompt", "8", "--gen", "2",
+                        "--reps", "1", "--bandwidth-mib", "64", "--no-kernels", "--no-scaling"})
+                       .out)
+                   .contains("batch"));
+}
+
 TEST(BenchCommand, SkipsWhatItIsToldTo) {
   const RunResult r =
       run({"bench", "-m", model_dir(), "--json", "--prompt", "8", "--gen", "2", "--reps", "1",

@@ -15,8 +15,10 @@ namespace {
 
 namespace v4ref = kernels::v4ref;
 
-// q [n, H, hd] and kv [n, hd] of the chunk (Attention.forward "q" and "win kv" parts).
-void project_q_kv(const Ctx& ctx, int32_t block, const float* x, int64_t pos0, int64_t n) {
+// q [n, H, hd] and kv [n, hd] of all rows (Attention.forward "q" and "win kv" parts), each row
+// rotated at its own position.
+void project_q_kv(const Ctx& ctx, int32_t block, const float* x, std::span<const Segment> segs,
+                  int64_t n) {
   const DeepSeekV4Config& c = ctx.w.config;
   const AttentionWeights& a = ctx.w.blocks[static_cast<size_t>(block)].attn;
   Scratch& s = ctx.s;
@@ -32,21 +34,25 @@ void project_q_kv(const Ctx& ctx, int32_t block, const float* x, int64_t pos0, i
   k.matmul(a.wkv, n, x, s.kv);                              // [n, hd]
   k.rms_norm(s.kv, a.kv_norm, n, hd, eps, s.kv);            // kv_norm
   const RopeTable& rope = ctx.rope[static_cast<size_t>(block)];
-  for (int64_t i = 0; i < n; ++i) {
-    rope.cos_sin(pos0 + i, s.cos, s.sin);
-    k.rope(s.q + i * c.n_heads * hd, c.n_heads, hd, rd, s.cos, s.sin,
-           kernels::RopeDirection::kForward);  // last rd dims of every head
-    float* kv = s.kv + i * hd;
-    k.rope(kv, 1, hd, rd, s.cos, s.sin, kernels::RopeDirection::kForward);
-    quant::fp8_simulate(kv, nope, 64);  // "FP8-simulate non-rope dims to match QAT"
-    if (ctx.cache.rope_bf16()) v4ref::round_bf16(kv + nope, rd);  // cache-exact entry (cache.h)
+  for (const Segment& seg : segs) {
+    for (int64_t i = seg.row0; i < seg.row0 + seg.n; ++i) {
+      rope.cos_sin(seg.pos0 + i - seg.row0, s.cos, s.sin);
+      k.rope(s.q + i * c.n_heads * hd, c.n_heads, hd, rd, s.cos, s.sin,
+             kernels::RopeDirection::kForward);  // last rd dims of every head
+      float* kv = s.kv + i * hd;
+      k.rope(kv, 1, hd, rd, s.cos, s.sin, kernels::RopeDirection::kForward);
+      quant::fp8_simulate(kv, nope, 64);  // "FP8-simulate non-rope dims to match QAT"
+      if (seg.cache->rope_bf16()) v4ref::round_bf16(kv + nope, rd);  // cache-exact (cache.h)
+    }
   }
 }
 
-// Gathers the candidate keys of query t (chunk row i) into s.keys: the window (positions
-// max(0, t-W+1) .. t; in-chunk ones from s.kv, older ones from the ring), then the compressed
-// entries (HCA: all j < (t+1)/r; CSA: the indexer's top-k). Returns the count.
-int64_t gather_candidates(const Ctx& ctx, int32_t block, int64_t pos0, int64_t i) {
+// Gathers the candidate keys of query t (row i of its segment, whose kv rows start at seg_kv) into
+// s.keys: the window (positions max(0, t-W+1) .. t; in-pass ones from seg_kv, older ones from the
+// ring), then the compressed entries (HCA: all j < (t+1)/r; CSA: the indexer's top-k). Returns
+// the count. ctx.cache is the segment's cache.
+int64_t gather_candidates(const Ctx& ctx, int32_t block, const float* seg_kv, int64_t pos0,
+                          int64_t i) {
   const DeepSeekV4Config& c = ctx.w.config;
   Scratch& s = ctx.s;
   const int64_t hd = c.head_dim;
@@ -55,7 +61,7 @@ int64_t gather_candidates(const Ctx& ctx, int32_t block, int64_t pos0, int64_t i
   for (int64_t p = std::max<int64_t>(0, t - c.window_size + 1); p <= t; ++p, ++n) {
     float* dst = s.keys + n * hd;
     if (p >= pos0) {
-      std::memcpy(dst, s.kv + (p - pos0) * hd, hd * sizeof(float));
+      std::memcpy(dst, seg_kv + (p - pos0) * hd, hd * sizeof(float));
     } else {
       ctx.cache.load_window(block, p, dst);
     }
@@ -94,42 +100,49 @@ void output_projection(const Ctx& ctx, int32_t block, int64_t n, float* out) {
 
 }  // namespace
 
-// mirrors Attention.forward for tokens pos0 .. pos0+n-1 (x = attn_norm output [n, dim]).
-void attention_forward(const Ctx& ctx, int32_t block, const float* x, int64_t pos0, int64_t n,
+// mirrors Attention.forward for the rows of segs (x = attn_norm output [rows, dim]).
+void attention_forward(const Ctx& ctx, int32_t block, const float* x, std::span<const Segment> segs,
                        float* out) {
   const DeepSeekV4Config& c = ctx.w.config;
   const AttentionWeights& a = ctx.w.blocks[static_cast<size_t>(block)].attn;
   Scratch& s = ctx.s;
   const int64_t hd = c.head_dim;
-  project_q_kv(ctx, block, x, pos0, n);  // s.q [n, H, hd], s.kv [n, hd]
+  const int64_t rows = segs.back().row0 + segs.back().n;
+  project_q_kv(ctx, block, x, segs, rows);  // s.q [rows, H, hd], s.kv [rows, hd]
   const int64_t ratio = c.compress_ratio(block);
-  if (ratio == 4) indexer_prepare(ctx, block, x, s.cq, pos0, n);  // qr = s.cq
-  if (ratio > 0) compressor_forward(ctx, block, CompressorSlot::kMain, a.compressor, x, pos0, n);
-
   const RopeTable& rope = ctx.rope[static_cast<size_t>(block)];
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t n_cand = gather_candidates(ctx, block, pos0, i);  // s.keys [n_cand, hd]
-    float* o = s.o + i * c.n_heads * hd;                            // [H, hd]
-    ctx.k.attention({.q = s.q + i * c.n_heads * hd,
-                     .kv = s.keys,
-                     .idx = s.kidx,
-                     .sink = a.attn_sink,
-                     .out = o,
-                     .m = 1,
-                     .n_heads = c.n_heads,
-                     .head_dim = hd,
-                     .n_kv = n_cand,
-                     .n_idx = n_cand,
-                     .scale = 1.0f / std::sqrt(static_cast<float>(hd))});  // sparse_attn
-    rope.cos_sin(pos0 + i, s.cos, s.sin);
-    ctx.k.rope(o, c.n_heads, hd, c.rope_head_dim, s.cos, s.sin,
-               kernels::RopeDirection::kInverse);  // de-rotation with the query position
+  for (const Segment& seg : segs) {  // each sequence on its own cache
+    const Ctx sc{ctx.k, ctx.w, ctx.rope, ctx.s, *seg.cache, ctx.on_index_select};
+    const float* xs = x + seg.row0 * c.dim;
+    const float* seg_kv = s.kv + seg.row0 * hd;
+    const int64_t pos0 = seg.pos0, n = seg.n;
+    if (ratio == 4) indexer_prepare(sc, block, xs, s.cq + seg.row0 * c.q_lora_rank, pos0, n);
+    if (ratio > 0) compressor_forward(sc, block, CompressorSlot::kMain, a.compressor, xs, pos0, n);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t n_cand = gather_candidates(sc, block, seg_kv, pos0, i);  // s.keys
+      const int64_t row = seg.row0 + i;
+      float* o = s.o + row * c.n_heads * hd;  // [H, hd]
+      ctx.k.attention({.q = s.q + row * c.n_heads * hd,
+                       .kv = s.keys,
+                       .idx = s.kidx,
+                       .sink = a.attn_sink,
+                       .out = o,
+                       .m = 1,
+                       .n_heads = c.n_heads,
+                       .head_dim = hd,
+                       .n_kv = n_cand,
+                       .n_idx = n_cand,
+                       .scale = 1.0f / std::sqrt(static_cast<float>(hd))});  // sparse_attn
+      rope.cos_sin(pos0 + i, s.cos, s.sin);
+      ctx.k.rope(o, c.n_heads, hd, c.rope_head_dim, s.cos, s.sin,
+                 kernels::RopeDirection::kInverse);  // de-rotation with the query position
+    }
+    // The ring keeps the last window_size positions (slot = position mod window_size).
+    for (int64_t p = std::max(pos0, pos0 + n - c.window_size); p < pos0 + n; ++p) {
+      seg.cache->store_window(block, p, seg_kv + (p - pos0) * hd);
+    }
   }
-  // The ring keeps the last window_size positions (slot = position mod window_size).
-  for (int64_t p = std::max(pos0, pos0 + n - c.window_size); p < pos0 + n; ++p) {
-    ctx.cache.store_window(block, p, s.kv + (p - pos0) * hd);
-  }
-  output_projection(ctx, block, n, out);  // [n, dim]
+  output_projection(ctx, block, rows, out);  // [rows, dim]
 }
 
 }  // namespace frugal::v4

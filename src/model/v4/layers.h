@@ -67,6 +67,8 @@ struct Scratch {
   float* eu = nullptr;       // [n, moe_inter_dim]
   float* eo = nullptr;       // [n, dim]
   float* ee = nullptr;       // [n, dim] MTP: e_proj(enorm(embed(next)))
+  float* blogits = nullptr;  // [max_batch, vocab] forward_batch: the last rows' logits
+  int32_t* bids = nullptr;   // [n] forward_batch: the token ids of all rows
 
   int64_t max_chunk = 0;
   int64_t max_seq_len = 0;
@@ -75,7 +77,16 @@ struct Scratch {
 
   // Takes the buffers from `arena` (nullptr: only computes the size). Returns the bytes needed.
   uint64_t plan(const DeepSeekV4Config& c, int64_t max_chunk, int64_t max_seq_len,
-                int64_t max_index_tile, Arena* arena);
+                int64_t max_index_tile, int64_t max_batch, Arena* arena);
+};
+
+// Rows [row0, row0 + n) of a pass belong to one sequence: its cache, positions pos0 .. pos0+n-1.
+// A pass over one sequence has one segment; a batched pass (Model::forward_batch) one per sequence.
+struct Segment {
+  SequenceCacheView* cache = nullptr;
+  int64_t row0 = 0;
+  int64_t n = 0;
+  int64_t pos0 = 0;
 };
 
 // Everything a layer function reads.
@@ -93,8 +104,10 @@ void hc_pre(const Ctx& ctx, const HcWeights& hc, const float* x, int64_t n, floa
 void hc_post(const Ctx& ctx, float* x, const float* y, int64_t n);
 void hc_head(const Ctx& ctx, const HcWeights& hc, const float* x, int64_t n, float* h);
 
-// attention.cpp — mirrors Attention.forward on n tokens at positions pos0.., x = attn_norm output.
-void attention_forward(const Ctx& ctx, int32_t block, const float* x, int64_t pos0, int64_t n,
+// attention.cpp — mirrors Attention.forward on the rows of `segs` (x = attn_norm output [rows,
+// dim], out [rows, dim]): the projections run once over all rows, the compressor, the indexer and
+// the attention itself per segment on its own cache (ctx.cache is not used).
+void attention_forward(const Ctx& ctx, int32_t block, const float* x, std::span<const Segment> segs,
                        float* out);
 // compressor.cpp — mirrors Compressor.forward (one token at a time through the decode state; the
 // entries completed by these tokens are written to the cache).
@@ -108,9 +121,13 @@ int32_t indexer_select(const Ctx& ctx, int32_t block, int64_t i, int64_t t, int3
 // moe.cpp — mirrors MoE.forward (Gate + routed experts + shared expert).
 void moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids, int64_t n,
                  float* out);
-// model.cpp — mirrors Block.forward on the streams x [n, hc, dim].
-void block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids, int64_t pos0,
-                   int64_t n);
+// model.cpp — mirrors Block.forward on the streams x [rows, hc, dim] of `segs`.
+void block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids,
+                   std::span<const Segment> segs);
+// model.cpp — mirrors ParallelHead.forward: logits = head(norm(hc_head(x))), f32, of rows
+// [row0, n) of the streams x [n, hc, dim] -> out [n - row0, vocab] (uses s.h).
+void head_rows(const Ctx& ctx, const HcWeights& hcw, const float* norm, const float* x,
+               int64_t row0, int64_t n, float* out);
 // mtp.cpp — mirrors MTPBlock.forward up to the head: main streams x_main [n, hc, dim] (clobbered)
 // and the next ids -> the MTP block's output streams in s.x_mtp [n, hc, dim].
 void mtp_forward(const Ctx& ctx, int32_t block, float* x_main, const int32_t* next_ids,

@@ -33,7 +33,7 @@ class Carver {
 }  // namespace
 
 uint64_t Scratch::plan(const DeepSeekV4Config& c, int64_t chunk, int64_t seq_len,
-                       int64_t max_index_tile, Arena* arena) {
+                       int64_t max_index_tile, int64_t max_batch, Arena* arena) {
   max_chunk = chunk;
   max_seq_len = seq_len;
   int64_t max_ratio = 4;
@@ -91,6 +91,8 @@ uint64_t Scratch::plan(const DeepSeekV4Config& c, int64_t chunk, int64_t seq_len
   cv.take(eu, n * c.moe_inter_dim);
   cv.take(eo, n * d);
   cv.take(ee, n * d);
+  cv.take(blogits, max_batch > 1 ? max_batch * c.vocab_size : 0);
+  cv.take(bids, n);
   return cv.used();
 }
 
@@ -101,18 +103,22 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelWeights> weigh
   FRUGAL_RETURN_IF_ERROR(check_model_supported(c));
   if (options.max_chunk < 1) return invalid_argument("model options: max_chunk must be >= 1");
   if (options.index_tile < 1) return invalid_argument("model options: index_tile must be >= 1");
+  if (options.max_batch < 1) return invalid_argument("model options: max_batch must be >= 1");
   std::unique_ptr<Model> m(new Model());
   m->kernels_ = &kernels;
   m->max_chunk_ = options.max_chunk;
+  m->max_batch_ = options.max_batch;
+  m->batch_segments_.resize(static_cast<size_t>(options.max_chunk));  // one sequence per token
   m->max_seq_len_ = options.max_seq_len > 0 ? options.max_seq_len : c.max_position_embeddings;
   if (m->max_seq_len_ < 1) return invalid_argument("model options: max_seq_len must be >= 1");
   for (int64_t b = 0; b < c.n_blocks(); ++b) {
     m->rope_.emplace_back(c.rope_head_dim, c.rope_params(b));
   }
-  const uint64_t bytes =
-      m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, options.index_tile, nullptr);
+  const uint64_t bytes = m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, options.index_tile,
+                                          m->max_batch_, nullptr);
   FRUGAL_ASSIGN_OR_RETURN(m->arena_, Arena::create(bytes, &m->scratch_stats_));
-  m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, options.index_tile, &m->arena_);
+  m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, options.index_tile, m->max_batch_,
+                   &m->arena_);
   FRUGAL_RETURN_IF_ERROR(m->arena_.status());  // a sizing bug if it fires
   std::iota(m->scratch_.kidx, m->scratch_.kidx + m->scratch_.max_candidates, 0);
   m->weights_ = std::move(weights);
@@ -221,23 +227,22 @@ Status Model::check_mtp_request(const SequenceCacheView& cache, const MtpRequest
 }
 
 // mirrors Block.forward
-void block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids, int64_t pos0,
-                   int64_t n) {
+void block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids,
+                   std::span<const Segment> segs) {
+  const int64_t n = segs.back().row0 + segs.back().n;  // rows of every sequence
   const DeepSeekV4Config& c = ctx.w.config;
   const BlockWeights& bw = ctx.w.blocks[static_cast<size_t>(block)];
   Scratch& s = ctx.s;
   const float eps = static_cast<float>(c.norm_eps);
   hc_pre(ctx, bw.hc_attn, x, n, s.h);                     // [n, dim]
   ctx.k.rms_norm(s.h, bw.attn_norm, n, c.dim, eps, s.h);  // attn_norm
-  attention_forward(ctx, block, s.h, pos0, n, s.y);       // [n, dim]
+  attention_forward(ctx, block, s.h, segs, s.y);          // [n, dim]
   hc_post(ctx, x, s.y, n);                                // [n, hc, dim]
   hc_pre(ctx, bw.hc_ffn, x, n, s.h);                      // [n, dim]
   ctx.k.rms_norm(s.h, bw.ffn_norm, n, c.dim, eps, s.h);   // ffn_norm
   moe_forward(ctx, block, s.h, ids, n, s.y);              // [n, dim]
   hc_post(ctx, x, s.y, n);                                // [n, hc, dim]
 }
-
-namespace {
 
 // mirrors ParallelHead.forward: logits = head(norm(hc_head(x))), f32, of rows [row0, n) of the
 // streams x [n, hc, dim] -> out [n - row0, vocab].
@@ -249,6 +254,8 @@ void head_rows(const Ctx& ctx, const HcWeights& hcw, const float* norm, const fl
   ctx.k.rms_norm(ctx.s.h, norm, rows, c.dim, static_cast<float>(c.norm_eps), ctx.s.h);  // norm
   ctx.k.matmul(ctx.w.head, rows, ctx.s.h, out);  // [rows, vocab]
 }
+
+namespace {
 
 // Rows of a chunk [first, first + n) of a request of `total` rows that a kLast / kAll output
 // takes, and where they go in `out` (rows of `width`). kLast takes the request's last row only.
@@ -279,8 +286,9 @@ void Model::run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t
       std::memcpy(s.x + i * hd + j * d, s.h + i * d, d * sizeof(float));
     }
   }  // s.x [n, hc, dim]
+  const Segment seg[1] = {{.cache = &cache, .row0 = 0, .n = n, .pos0 = pos0}};
   for (int32_t b = 0; b < static_cast<int32_t>(c.n_layers); ++b) {
-    block_forward(ctx, b, s.x, ids, pos0, n);
+    block_forward(ctx, b, s.x, ids, seg);
   }
 
   // The head on all rows of this chunk (kAll) or the sequence's last row (kLast).

@@ -34,6 +34,7 @@ struct ModelOptions {
   int64_t max_chunk = 64;     // tokens per forward chunk (sizes the scratch)
   int64_t max_seq_len = 0;    // longest sequence; 0 = config max_position_embeddings
   int64_t index_tile = 1024;  // indexer keys scored per matmul (sizes the scratch)
+  int64_t max_batch = 1;      // sequences whose last-position logits one forward_batch computes
 };
 
 enum class LogitsMode : uint8_t {
@@ -59,6 +60,14 @@ struct ForwardRequest {
   LogitsMode hidden_mode = LogitsMode::kNone;
   std::span<float> hidden = {};
   const IndexSelectHook* on_index_select = nullptr;  // optional: see layers.h
+};
+
+// One sequence's part of a batched forward (Model::forward_batch).
+struct BatchEntry {
+  SequenceCacheView* cache = nullptr;
+  std::span<const int32_t> ids = {};  // tokens at positions cache->length() ..
+  LogitsMode logits_mode = LogitsMode::kLast;
+  std::span<float> logits = {};  // [vocab] or [n, vocab]
 };
 
 // The MTP block alone at positions cache.mtp_length() .. + n - 1 (speculative decoding). It lags
@@ -92,6 +101,12 @@ class Model {
 
   // Runs the tokens of `request` through the model, appending them to `cache`.
   Status forward(SequenceCacheView& cache, const ForwardRequest& request);
+  // Several sequences in one pass: each weight is read once for the tokens of all of them (the
+  // projections, the shared and routed experts, grouped across sequences as within a chunk, the
+  // head), while the compressors, the indexer and the attention run per sequence on its own
+  // cache. All tokens together at most max_chunk, kLast entries at most max_batch; no MTP. The
+  // logits of each sequence equal forward()'s (bit for bit with the scalar kernels, tested).
+  Status forward_batch(std::span<const BatchEntry> entries);
   // Runs the MTP block alone (see MtpRequest); n <= max_chunk.
   Status forward_mtp(SequenceCacheView& cache, const MtpRequest& request);
   int64_t max_chunk() const { return max_chunk_; }
@@ -101,11 +116,14 @@ class Model {
   Status check_request(const SequenceCacheView& cache, const ForwardRequest& r) const;
   void run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t first, int64_t n);
   Status check_mtp_request(const SequenceCacheView& cache, const MtpRequest& r) const;
+  Status check_batch(std::span<const BatchEntry> entries) const;
 
   const kernels::Kernels* kernels_ = nullptr;
   std::unique_ptr<ModelWeights> weights_;
   std::vector<RopeTable> rope_;  // per block
   int64_t max_chunk_ = 0;
+  int64_t max_batch_ = 1;
+  std::vector<Segment> batch_segments_;  // forward_batch, [max_chunk]
   int64_t max_seq_len_ = 0;
   MemoryStats scratch_stats_;
   Arena arena_;  // every activation buffer (Scratch), sized at creation

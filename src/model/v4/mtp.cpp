@@ -28,7 +28,8 @@ void mtp_forward(const Ctx& ctx, int32_t block, float* x_main, const int32_t* ne
       for (int64_t e = 0; e < d; ++e) xs[e] += s.ee[i * d + e];  // e_proj(e).unsqueeze(2) + ...
     }
   }
-  block_forward(ctx, block, s.x_mtp, next_ids, pos0, n);  // super().forward(x, start_pos, ids)
+  const Segment seg[1] = {{.cache = &ctx.cache, .row0 = 0, .n = n, .pos0 = pos0}};
+  block_forward(ctx, block, s.x_mtp, next_ids, seg);  // super().forward(x, start_pos, ids)
 }
 
 }  // namespace frugal::v4
