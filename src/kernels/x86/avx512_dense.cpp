@@ -38,11 +38,11 @@ void dense_rows(const void* w, int64_t ldw, const float* x, int64_t ldx, int64_t
   const auto* wb = static_cast<const char*>(w);
   int64_t k = 0;
   if constexpr (kBf16) {
-    // Whole 64-byte lines of bf16 (32 weights), two accumulators per row and token so that enough
-    // FMA chains are independent, except at 4 rows x 3-4 tokens, where a second set does not fit
-    // the 32 registers: one set there is 2.1x faster at 4 tokens (BM_Matmul/bf16 m:4). The 2 x 5-8
-    // groups keep two sets: measured faster with them (m:8 1.7 vs 2.5 ms).
-    constexpr bool kTwo = R * T <= 8 || R == 2;
+    // Whole 64-byte lines of bf16 (32 weights). With at most 8 rows x tokens, two accumulators per
+    // row and token so that enough FMA chains are independent; with more, the chains are enough
+    // and a second set does not fit the 32 registers: one set is 1.85x faster at 4 x 4 and 1.1x
+    // at 2 x 8 (BM_Matmul/bf16 m:4 and m:8, alternated binaries, docs/BENCHMARKS.md).
+    constexpr bool kTwo = R * T <= 8;
     __m512 acc2[kTwo ? R : 1][kTwo ? T : 1];
     for (int r = 0; r < (kTwo ? R : 1); ++r) {
       for (int t = 0; t < (kTwo ? T : 1); ++t) acc2[r][t] = _mm512_setzero_ps();
