@@ -14,12 +14,12 @@
 #include <sys/statvfs.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
 
 #include "cli/command.h"
+#include "core/file_write.h"
 #include "engine/engine.h"
 #include "model/v4/config.h"
 #include "model/v4/synth.h"
@@ -89,40 +89,17 @@ Result<v4::DeepSeekV4Config> preset_config(const SynthCmdOptions& o) {
   return c;
 }
 
-// Checks -o before anything is built: it may exist only as a directory of checkpoint files (an
-// earlier synth's, which the new checkpoint replaces whole; write_synth_checkpoint checks again
-// when it puts the new one in place). Creates and returns the parent directory.
-Result<std::string> output_parent(const std::string& out) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (fs::exists(out, ec)) {
-    if (!fs::is_directory(out, ec)) return invalid_argument("-o '" + out + "': not a directory");
-    for (fs::directory_iterator it(out, ec), end; !ec && it != end; it.increment(ec)) {
-      const std::string name = it->path().filename().string();
-      if (!v4::is_checkpoint_file(name)) {
-        return invalid_argument("-o '" + out + "' holds '" + name +
-                                "', which is not a checkpoint file; synth replaces the whole "
-                                "directory, so choose a new or empty one");
-      }
-    }
-  }
-  std::string clean = fs::path(out).lexically_normal().string();
-  while (clean.size() > 1 && clean.back() == '/') clean.pop_back();
-  fs::path parent = fs::path(clean).parent_path();
-  if (parent.empty()) parent = ".";
-  fs::create_directories(parent, ec);
-  if (ec)
-    return io_error("-o '" + out + "': cannot create " + parent.string() + ": " + ec.message());
-  return parent.string();
-}
-
 Status run_synth(const SynthCmdOptions& o) {
   FRUGAL_ASSIGN_OR_RETURN(v4::DeepSeekV4Config c, preset_config(o));
   const uint64_t bytes = v4::TensorTable(c).total_bytes();
-  FRUGAL_ASSIGN_OR_RETURN(const std::string parent, output_parent(o.out));
+  // -o is checked before anything is built: it may hold only an earlier checkpoint, which the new
+  // one replaces whole (write_synth_checkpoint checks again when it puts the new one in place).
+  FRUGAL_RETURN_IF_ERROR(check_replaceable(o.out, v4::is_checkpoint_file)
+                             .with_context("-o (synth replaces the whole directory)"));
+  FRUGAL_ASSIGN_OR_RETURN(const TargetPath out, prepare_target(o.out));
   struct statvfs fs {};
-  if (statvfs(parent.c_str(), &fs) != 0)
-    return io_error("-o '" + o.out + "': cannot stat " + parent);
+  if (statvfs(out.parent.c_str(), &fs) != 0)
+    return io_error("-o '" + o.out + "': cannot stat " + out.parent);
   const uint64_t free_disk = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
   const uint64_t need_disk = bytes + bytes / 50 + (16u << 20);  // headers, index, config
   if (need_disk > free_disk) {

@@ -118,22 +118,44 @@ Status write_file_atomic(const std::string& path, std::string_view contents) {
   return write_file_atomic(path, parts);
 }
 
-Result<StagedDirectory> StagedDirectory::create(const std::string& target) {
+Status check_replaceable(const std::string& target,
+                         const std::function<bool(std::string_view)>& replaceable) {
+  std::error_code ec;
+  if (!fs::exists(target, ec)) return ok_status();
+  if (!fs::is_directory(target, ec))
+    return invalid_argument(target + ": exists and is not a directory");
+  FRUGAL_ASSIGN_OR_RETURN(const std::vector<std::string> present, entry_names(target));
+  for (const std::string& name : present) {
+    if (!replaceable(name)) {
+      return invalid_argument(target + ": holds '" + name +
+                              "', which this writer did not make; nothing was changed there "
+                              "(choose a new or empty directory, or remove it)");
+    }
+  }
+  return ok_status();
+}
+
+Result<TargetPath> prepare_target(const std::string& target) {
   if (target.empty()) return invalid_argument("an output directory must be named");
   std::string clean = fs::path(target).lexically_normal().string();
   while (clean.size() > 1 && clean.back() == '/') clean.pop_back();
-  const fs::path t(clean);
-  const std::string name = t.filename().string();
+  const std::string name = fs::path(clean).filename().string();
   if (name.empty() || name == "." || name == "..") {
     return invalid_argument(target + ": name the output directory itself, not '" + name + "'");
   }
-  const std::string parent = parent_of(clean);
+  TargetPath t{.target = clean, .parent = parent_of(clean)};
   std::error_code ec;
-  fs::create_directories(parent, ec);
-  if (ec) return io_error(parent + ": cannot create the directory: " + ec.message());
+  fs::create_directories(t.parent, ec);
+  if (ec) return io_error(t.parent + ": cannot create the directory: " + ec.message());
+  return t;
+}
+
+Result<StagedDirectory> StagedDirectory::create(const std::string& target) {
+  FRUGAL_ASSIGN_OR_RETURN(const TargetPath t, prepare_target(target));
+  const std::string name = fs::path(t.target).filename().string();
   FRUGAL_ASSIGN_OR_RETURN(std::string staging,
-                          create_unique(parent + "/." + name + ".tmp-", true, nullptr));
-  return StagedDirectory(clean, std::move(staging));
+                          create_unique(t.parent + "/." + name + ".tmp-", true, nullptr));
+  return StagedDirectory(t.target, std::move(staging));
 }
 
 StagedDirectory::StagedDirectory(StagedDirectory&& other) noexcept
@@ -170,14 +192,7 @@ Status StagedDirectory::commit(const std::function<bool(std::string_view)>& repl
   if (e != ENOTEMPTY && e != EEXIST) {
     return io_error(staging_ + ": cannot rename to " + target_ + ": " + errno_text(e));
   }
-  FRUGAL_ASSIGN_OR_RETURN(const std::vector<std::string> present, entry_names(target_));
-  for (const std::string& name : present) {
-    if (!replaceable(name)) {
-      return invalid_argument(target_ + ": holds '" + name +
-                              "', which this writer did not make; nothing was changed there "
-                              "(choose a new or empty directory, or remove it)");
-    }
-  }
+  FRUGAL_RETURN_IF_ERROR(check_replaceable(target_, replaceable));
   if (::renameat2(AT_FDCWD, staging_.c_str(), AT_FDCWD, target_.c_str(), RENAME_EXCHANGE) == 0) {
     remove_staging();  // the old contents, now under the staging name
     return sync_directory(parent);

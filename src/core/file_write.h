@@ -25,6 +25,20 @@ Status write_file_atomic(const std::string& path,
                          std::span<const std::span<const std::byte>> parts);
 Status write_file_atomic(const std::string& path, std::string_view contents);
 
+// Whether a StagedDirectory may replace `target`: absent, or a directory whose every entry
+// satisfies `replaceable`; otherwise an invalid_argument error naming the first other entry (or
+// saying the target is not a directory). A writer that builds something large calls it before
+// building.
+Status check_replaceable(const std::string& target,
+                         const std::function<bool(std::string_view name)>& replaceable);
+// `target` without trailing separators, and its parent directory (".": the current one), which is
+// created if missing; errors name the directory.
+struct TargetPath {
+  std::string target;
+  std::string parent;
+};
+Result<TargetPath> prepare_target(const std::string& target);
+
 // A directory filled under a temporary name beside its target and put in place whole by commit():
 // a checkpoint is several files, and a reader must not see shards of one writer with the index of
 // another. Until commit() the target is not touched; a StagedDirectory destroyed uncommitted

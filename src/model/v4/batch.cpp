@@ -9,7 +9,6 @@
 #include <string>
 
 #include "model/v4/model.h"
-#include "quant/weight.h"
 
 namespace frugal::v4 {
 
@@ -79,12 +78,7 @@ Status Model::forward_batch(std::span<const BatchEntry> entries) {
     rows += n;
   }
   const Ctx ctx{*kernels_, *weights_, rope_, s, *entries[0].cache, nullptr};
-  for (int64_t i = 0; i < rows; ++i) {  // h = embed(ids); h.unsqueeze(2).repeat(1, 1, hc_mult, 1)
-    quant::dequantize_row(weights_->embed, s.bids[i], s.h + i * d);
-    for (int64_t j = 0; j < c.hc_mult; ++j) {
-      std::memcpy(s.x + i * hd + j * d, s.h + i * d, d * sizeof(float));
-    }
-  }  // s.x [rows, hc, dim]
+  embed_rows(ctx, s.bids, rows);  // s.x [rows, hc, dim]
   for (int32_t blk = 0; blk < static_cast<int32_t>(c.n_layers); ++blk) {
     block_forward(ctx, blk, s.x, s.bids, segs);
   }

@@ -124,6 +124,8 @@ void moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t* i
 // model.cpp — mirrors Block.forward on the streams x [rows, hc, dim] of `segs`.
 void block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids,
                    std::span<const Segment> segs);
+// model.cpp — the embedding of n tokens repeated over the hc streams into s.x [n, hc, dim].
+void embed_rows(const Ctx& ctx, const int32_t* ids, int64_t n);
 // model.cpp — mirrors ParallelHead.forward: logits = head(norm(hc_head(x))), f32, of rows
 // [row0, n) of the streams x [n, hc, dim] -> out [n - row0, vocab] (uses s.h).
 void head_rows(const Ctx& ctx, const HcWeights& hcw, const float* norm, const float* x,

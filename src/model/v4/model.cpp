@@ -201,9 +201,8 @@ Status Model::check_mtp_request(const SequenceCacheView& cache, const MtpRequest
                             std::to_string(max_chunk_) + " (the chunk) at a time");
   }
   if (cache.mtp_length() + n > max_seq_len_) {
-    return invalid_argument("forward_mtp: positions up to " +
-                            std::to_string(cache.mtp_length() + n) + " exceed max_seq_len " +
-                            std::to_string(max_seq_len_));
+    return out_of_range("forward_mtp: positions up to " + std::to_string(cache.mtp_length() + n) +
+                        " exceed max_seq_len " + std::to_string(max_seq_len_));
   }
   if (static_cast<int64_t>(r.hidden.size()) != n * c.hc_dim()) {
     return invalid_argument("forward_mtp: hidden holds " + std::to_string(r.hidden.size()) +
@@ -244,6 +243,18 @@ void block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids,
   hc_post(ctx, x, s.y, n);                                // [n, hc, dim]
 }
 
+// h = embed(ids); h.unsqueeze(2).repeat(1, 1, hc_mult, 1): s.x [n, hc, dim] (uses s.h).
+void embed_rows(const Ctx& ctx, const int32_t* ids, int64_t n) {
+  const DeepSeekV4Config& c = ctx.w.config;
+  const int64_t d = c.dim, hd = c.hc_dim();
+  for (int64_t i = 0; i < n; ++i) {
+    quant::dequantize_row(ctx.w.embed, ids[i], ctx.s.h + i * d);
+    for (int64_t j = 0; j < c.hc_mult; ++j) {
+      std::memcpy(ctx.s.x + i * hd + j * d, ctx.s.h + i * d, d * sizeof(float));
+    }
+  }
+}
+
 // mirrors ParallelHead.forward: logits = head(norm(hc_head(x))), f32, of rows [row0, n) of the
 // streams x [n, hc, dim] -> out [n - row0, vocab].
 void head_rows(const Ctx& ctx, const HcWeights& hcw, const float* norm, const float* x,
@@ -275,17 +286,11 @@ void Model::run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t
   Scratch& s = scratch_;
   const Ctx ctx{*kernels_, *weights_, rope_, s, cache, r.on_index_select};
   const int64_t pos0 = cache.length();
-  const int64_t d = c.dim;
   const int64_t hd = c.hc_dim();
   const int32_t* ids = r.ids.data() + first;
   const int64_t total = static_cast<int64_t>(r.ids.size());
   const bool last_chunk = first + n == total;
-  for (int64_t i = 0; i < n; ++i) {  // h = embed(ids); h.unsqueeze(2).repeat(1, 1, hc_mult, 1)
-    quant::dequantize_row(weights_->embed, ids[i], s.h + i * d);
-    for (int64_t j = 0; j < c.hc_mult; ++j) {
-      std::memcpy(s.x + i * hd + j * d, s.h + i * d, d * sizeof(float));
-    }
-  }  // s.x [n, hc, dim]
+  embed_rows(ctx, ids, n);  // s.x [n, hc, dim]
   const Segment seg[1] = {{.cache = &cache, .row0 = 0, .n = n, .pos0 = pos0}};
   for (int32_t b = 0; b < static_cast<int32_t>(c.n_layers); ++b) {
     block_forward(ctx, b, s.x, ids, seg);
