@@ -29,6 +29,7 @@ Command add_chat(CLI::App& root);
 Command add_mem(CLI::App& root);
 Command add_bench(CLI::App& root);
 Command add_synth(CLI::App& root);
+Command add_serve(CLI::App& root);  // cmd_serve.cpp (serve/)
 
 // The model directory used when -m is not given: ./models/tiny-v4 if it exists, otherwise the
 // shipped model of the source tree this binary was built from (FRUGAL_DEFAULT_MODEL_DIR).
