@@ -9,11 +9,19 @@ packages=(
   clang-14 libclang-rt-14-dev           # libFuzzer targets
   # libraries
   nlohmann-json3-dev libcli11-dev libpcre2-dev
+  libcpp-httplib-dev                    # frugal serve (linked through pkg-config: cpp-httplib)
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  chromium                              # the chat page's end-to-end test (headless)
   # Python reference tools (run with /usr/bin/python3; tests do not need torch)
   python3 python3-numpy
 )
+
+# Node.js (with npm) runs the server's client tests (tests/serve/js); a machine that already has a
+# node with npm (e.g. from NodeSource) keeps it, otherwise Debian's packages provide both.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
