@@ -1,216 +1,31 @@
-// Request bodies -> ChatRequest / CompletionRequest (api_request.h lists the accepted fields).
+// Request bodies -> CompletionRequest, and the generation parameters both endpoints share
+// (api_request.h lists the accepted fields; chat-only parsing is in api_chat.cpp).
 #include "serve/api_request.h"
 
 #include <cmath>
 #include <limits>
-#include <span>
 #include <utility>
 
-#include "chat/py_json.h"
+#include "serve/api_fields.h"
 
 namespace frugal::serve {
+
+using detail::as_int;
+using detail::check_int;
+using detail::check_known_fields;
+using detail::check_model;
+using detail::Error;
+using detail::field;
+using detail::field_error;
+using detail::get_bool;
+using detail::get_int;
+using detail::get_number;
+using detail::Json;
+using detail::parse_body;
+using detail::parse_gen;
+using detail::shown;
+
 namespace {
-
-using chat::Json;
-using Error = std::optional<ApiError>;  // nullopt = fine
-
-// Returns the ApiError of `expr` (an Error) from the enclosing function.
-#define SERVE_RETURN_IF_ERROR(expr)                        \
-  do {                                                     \
-    if (Error serve_error_ = (expr)) return *serve_error_; \
-  } while (0)
-
-ApiError field_error(std::string param, const std::string& what) {
-  ApiError e;
-  e.message = param + ": " + what;
-  e.param = std::move(param);
-  return e;
-}
-
-// A value as JSON text for "got ..." parts of messages (shortened).
-std::string shown(const Json& v) {
-  std::string s = v.dump(-1, ' ', false, Json::error_handler_t::replace);
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
-  return s;
-}
-
-std::string num_text(double v) {
-  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15) {
-    return std::to_string(static_cast<int64_t>(v));
-  }
-  return chat::py_float_repr(v);
-}
-
-// An optional field: nullptr when absent or null.
-const Json* field(const Json& obj, const char* key) {
-  auto it = obj.find(key);
-  return it == obj.end() || it->is_null() ? nullptr : &*it;
-}
-
-struct Range {
-  double lo, hi;  // hi = inf: no upper bound
-  bool lo_open = false;
-};
-
-std::string range_text(const Range& r) {
-  if (std::isinf(r.hi)) return std::string(r.lo_open ? "> " : ">= ") + num_text(r.lo);
-  return std::string(r.lo_open ? "(" : "[") + num_text(r.lo) + ", " + num_text(r.hi) + "]";
-}
-
-Error get_number(const Json& obj, const char* key, const Range& r, float* out) {
-  const Json* v = field(obj, key);
-  if (v == nullptr) return {};
-  const std::string expected = "expected a number " + std::string(std::isinf(r.hi) ? "" : "in ") +
-                               range_text(r) + ", got " + shown(*v);
-  if (!v->is_number()) return field_error(key, expected);
-  const double x = v->get<double>();
-  if (!std::isfinite(x) || !std::isfinite(static_cast<float>(x)) || x < r.lo || x > r.hi ||
-      (r.lo_open && x == r.lo)) {
-    return field_error(key, expected);
-  }
-  *out = static_cast<float>(x);
-  return {};
-}
-
-// An integral JSON number (10 and 10.0 alike) as int64; nullopt for anything else.
-std::optional<int64_t> as_int(const Json& v) {
-  if (v.is_number_unsigned()) {
-    const uint64_t u = v.get<uint64_t>();
-    if (u > uint64_t(std::numeric_limits<int64_t>::max())) return std::nullopt;
-    return int64_t(u);
-  }
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float()) {
-    const double d = v.get<double>();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.2e18) return int64_t(d);
-  }
-  return std::nullopt;
-}
-
-std::string int_range_text(int64_t lo, int64_t hi) {
-  if (hi == std::numeric_limits<int64_t>::max()) return ">= " + std::to_string(lo);
-  return "in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
-}
-
-Error check_int(const Json& v, const std::string& param, int64_t lo, int64_t hi, int64_t* out) {
-  const std::optional<int64_t> x = as_int(v);
-  if (!x || *x < lo || *x > hi) {
-    return field_error(param,
-                       "expected an integer " + int_range_text(lo, hi) + ", got " + shown(v));
-  }
-  *out = *x;
-  return {};
-}
-
-Error get_int(const Json& obj, const char* key, int64_t lo, int64_t hi,
-              std::optional<int64_t>* out) {
-  const Json* v = field(obj, key);
-  if (v == nullptr) return {};
-  int64_t x = 0;
-  SERVE_RETURN_IF_ERROR(check_int(*v, key, lo, hi, &x));
-  *out = x;
-  return {};
-}
-
-Error get_bool(const Json& obj, const char* key, const std::string& param, bool* out) {
-  const Json* v = field(obj, key);
-  if (v == nullptr) return {};
-  if (!v->is_boolean()) return field_error(param, "expected a boolean, got " + shown(*v));
-  *out = v->get<bool>();
-  return {};
-}
-
-// Fields both endpoints accept, then each endpoint's own.
-constexpr std::string_view kSharedFields[] = {"model",
-                                              "max_tokens",
-                                              "temperature",
-                                              "top_p",
-                                              "frequency_penalty",
-                                              "presence_penalty",
-                                              "logit_bias",
-                                              "seed",
-                                              "stop",
-                                              "n",
-                                              "stream",
-                                              "stream_options",
-                                              "logprobs",
-                                              "top_k",
-                                              "min_p",
-                                              "repetition_penalty",
-                                              "ignore_eos",
-                                              "user"};
-constexpr std::string_view kChatFields[] = {"messages",
-                                            "tools",
-                                            "tool_choice",
-                                            "max_completion_tokens",
-                                            "top_logprobs",
-                                            "response_format",
-                                            "reasoning_effort",
-                                            "thinking",
-                                            "chat_template_kwargs",
-                                            "metadata",
-                                            "store",
-                                            "service_tier",
-                                            "parallel_tool_calls"};
-constexpr std::string_view kCompletionFields[] = {"prompt", "echo", "suffix", "best_of"};
-
-bool listed(std::string_view key, std::span<const std::string_view> list) {
-  for (std::string_view k : list) {
-    if (k == key) return true;
-  }
-  return false;
-}
-
-Error check_known_fields(const Json& doc, bool chat) {
-  for (auto it = doc.begin(); it != doc.end(); ++it) {
-    const std::string& key = it.key();
-    const std::span<const std::string_view> own =
-        chat ? std::span<const std::string_view>(kChatFields) : kCompletionFields;
-    if (listed(key, kSharedFields) || listed(key, own)) continue;
-    ApiError e;
-    e.message = "unknown field '" + key + "' (not supported by this server)";
-    e.param = key;
-    return e;
-  }
-  return {};
-}
-
-std::variant<Json, ApiError> parse_body(std::string_view body) {
-  Json doc;
-  try {
-    doc = Json::parse(body);
-  } catch (const Json::parse_error& ex) {
-    std::string detail = ex.what();  // "[json.exception.parse_error.101] parse error at ..."
-    if (const size_t p = detail.find("] "); p != std::string::npos) detail = detail.substr(p + 2);
-    ApiError e;
-    e.message = "request body: invalid JSON: " + detail;
-    return e;
-  }
-  if (!doc.is_object()) {
-    ApiError e;
-    e.message = "request body: expected a JSON object, got " + std::string(doc.type_name());
-    return e;
-  }
-  return doc;
-}
-
-Error check_model(const Json& doc, const ServedModel& m, std::string* out) {
-  auto it = doc.find("model");
-  if (it == doc.end() || it->is_null()) {
-    return field_error("model", "missing (this server serves '" + m.id + "')");
-  }
-  if (!it->is_string()) return field_error("model", "expected a string, got " + shown(*it));
-  *out = it->get<std::string>();
-  if (*out != m.id) {
-    ApiError e;
-    e.status = 404;
-    e.message = "The model '" + *out + "' does not exist; this server serves '" + m.id + "'";
-    e.param = "model";
-    e.code = "model_not_found";
-    return e;
-  }
-  return {};
-}
 
 Error parse_stop(const Json& doc, std::vector<std::string>* out) {
   const Json* v = field(doc, "stop");
@@ -317,8 +132,10 @@ Error check_unused_fields(const Json& doc) {
   return {};
 }
 
+}  // namespace
+
 // Everything GenParams holds except logprobs, whose form differs per endpoint.
-Error parse_gen(const Json& doc, const ServedModel& m, GenParams* g) {
+Error detail::parse_gen(const Json& doc, const ServedModel& m, GenParams* g) {
   constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
   const int64_t ctx = m.context_length > 0 ? m.context_length : kMax;
   std::optional<int64_t> max_tokens, max_completion_tokens;
@@ -351,241 +168,6 @@ Error parse_gen(const Json& doc, const ServedModel& m, GenParams* g) {
   return check_unused_fields(doc);
 }
 
-// OpenAI content parts [{"type": "text", "text": ...}] -> one string per message.
-Error join_content_parts(Json* messages) {
-  for (size_t i = 0; i < messages->size(); ++i) {
-    Json& msg = (*messages)[i];
-    if (!msg.is_object() || !msg.contains("content") || !msg["content"].is_array()) continue;
-    const std::string where = "messages[" + std::to_string(i) + "].content";
-    std::string joined;
-    const Json& parts = msg["content"];
-    for (size_t j = 0; j < parts.size(); ++j) {
-      const std::string w = where + "[" + std::to_string(j) + "]";
-      const Json& part = parts[j];
-      if (!part.is_object()) {
-        return field_error(
-            w, "expected a content part {\"type\": \"text\", \"text\": ...}, got " + shown(part));
-      }
-      const Json* type = field(part, "type");
-      if (type == nullptr || !type->is_string()) {
-        return field_error(w + ".type",
-                           "expected \"text\", got " + (type ? shown(*type) : "nothing"));
-      }
-      if (*type != "text") {
-        return field_error(w + ".type",
-                           "only \"text\" content parts are supported, got " + shown(*type));
-      }
-      const Json* text = field(part, "text");
-      if (text == nullptr || !text->is_string()) {
-        return field_error(w + ".text",
-                           "expected a string, got " + (text ? shown(*text) : "nothing"));
-      }
-      if (j > 0) joined += "\n\n";
-      joined += text->get<std::string>();
-    }
-    msg["content"] = joined;
-  }
-  return {};
-}
-
-bool valid_tool_name(const std::string& name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-Error parse_tools(const Json& doc, std::vector<std::string>* names) {
-  const Json* tools = field(doc, "tools");
-  if (tools == nullptr) return {};
-  if (!tools->is_array())
-    return field_error("tools", "expected an array of tools, got " + shown(*tools));
-  for (size_t i = 0; i < tools->size(); ++i) {
-    const std::string w = "tools[" + std::to_string(i) + "]";
-    const Json& t = (*tools)[i];
-    if (!t.is_object()) {
-      return field_error(w,
-                         "expected {\"type\": \"function\", \"function\": {...}}, got " + shown(t));
-    }
-    const Json* type = field(t, "type");
-    if (type == nullptr || *type != "function") {
-      return field_error(w + ".type",
-                         "expected \"function\", got " + (type ? shown(*type) : "nothing"));
-    }
-    const Json* fn = field(t, "function");
-    if (fn == nullptr || !fn->is_object()) {
-      return field_error(w + ".function", "expected an object with a name");
-    }
-    const Json* name = field(*fn, "name");
-    if (name == nullptr || !name->is_string() || !valid_tool_name(name->get<std::string>())) {
-      return field_error(
-          w + ".function.name",
-          "expected 1 to 64 letters, digits, '_' or '-', got " + (name ? shown(*name) : "nothing"));
-    }
-    for (const std::string& n : *names) {
-      if (n == *name)
-        return field_error(w + ".function.name", "duplicate tool name " + shown(*name));
-    }
-    names->push_back(name->get<std::string>());
-    const Json* desc = field(*fn, "description");
-    if (desc != nullptr && !desc->is_string()) {
-      return field_error(w + ".function.description", "expected a string, got " + shown(*desc));
-    }
-    const Json* params = field(*fn, "parameters");
-    if (params != nullptr && !params->is_object()) {
-      return field_error(w + ".function.parameters",
-                         "expected a JSON Schema object, got " + shown(*params));
-    }
-  }
-  return {};
-}
-
-Error parse_tool_choice(const Json& doc, const std::vector<std::string>& tools, ChatRequest* r) {
-  const Json* tc = field(doc, "tool_choice");
-  r->tool_choice = tools.empty() ? ToolChoice::kNone : ToolChoice::kAuto;
-  if (tc == nullptr) return {};
-  if (tools.empty()) return field_error("tool_choice", "only allowed when tools are given");
-  if (tc->is_string()) {
-    if (*tc == "none")
-      r->tool_choice = ToolChoice::kNone;
-    else if (*tc == "auto")
-      r->tool_choice = ToolChoice::kAuto;
-    else if (*tc == "required")
-      r->tool_choice = ToolChoice::kRequired;
-    else {
-      return field_error("tool_choice",
-                         "expected \"none\", \"auto\", \"required\" or {\"type\": \"function\", "
-                         "\"function\": {\"name\": ...}}, got " +
-                             shown(*tc));
-    }
-    return {};
-  }
-  if (!tc->is_object()) {
-    return field_error("tool_choice", "expected a string or an object, got " + shown(*tc));
-  }
-  const Json* type = field(*tc, "type");
-  if (type == nullptr || *type != "function") {
-    return field_error("tool_choice.type",
-                       "expected \"function\", got " + (type ? shown(*type) : "nothing"));
-  }
-  const Json* fn = field(*tc, "function");
-  const Json* name = fn != nullptr && fn->is_object() ? field(*fn, "name") : nullptr;
-  if (name == nullptr || !name->is_string()) {
-    return field_error("tool_choice.function.name", "expected the name of a declared tool");
-  }
-  for (const std::string& t : tools) {
-    if (t == *name) {
-      r->tool_choice = ToolChoice::kNamed;
-      r->tool_choice_name = t;
-      return {};
-    }
-  }
-  return field_error("tool_choice.function.name", "no tool named " + shown(*name) + " in tools");
-}
-
-// Thinking switches and reasoning_effort -> RenderOptions (the mapping is in api_request.h).
-Error parse_thinking(const Json& doc, chat::RenderOptions* render) {
-  std::optional<bool> on;
-  std::string on_from;
-  auto set = [&](bool value, const std::string& from) -> Error {
-    if (on && *on != value) return field_error(from, "conflicts with " + on_from);
-    on = value;
-    on_from = from;
-    return {};
-  };
-  if (const Json* kw = field(doc, "chat_template_kwargs")) {
-    if (!kw->is_object())
-      return field_error("chat_template_kwargs", "expected an object, got " + shown(*kw));
-    for (auto it = kw->begin(); it != kw->end(); ++it) {
-      const std::string path = "chat_template_kwargs." + it.key();
-      if (it.key() != "thinking" && it.key() != "enable_thinking") {
-        return field_error(path, "unknown field (accepted: thinking, enable_thinking)");
-      }
-      if (it->is_null()) continue;
-      if (!it->is_boolean()) return field_error(path, "expected a boolean, got " + shown(*it));
-      SERVE_RETURN_IF_ERROR(set(it->get<bool>(), path));
-    }
-  }
-  if (const Json* th = field(doc, "thinking")) {
-    if (!th->is_object())
-      return field_error("thinking",
-                         "expected {\"type\": \"enabled\" | \"disabled\"}, got " + shown(*th));
-    for (auto it = th->begin(); it != th->end(); ++it) {
-      if (it.key() != "type")
-        return field_error("thinking." + it.key(), "unknown field (accepted: type)");
-    }
-    const Json* type = field(*th, "type");
-    if (type == nullptr || (*type != "enabled" && *type != "disabled")) {
-      return field_error("thinking.type", "expected \"enabled\" or \"disabled\", got " +
-                                              (type ? shown(*type) : "nothing"));
-    }
-    SERVE_RETURN_IF_ERROR(set(*type == "enabled", "thinking.type"));
-  }
-  std::optional<chat::ReasoningEffort> effort;
-  if (const Json* re = field(doc, "reasoning_effort")) {
-    if (*re == "none")
-      effort = chat::ReasoningEffort::kNone;
-    else if (*re == "low" || *re == "medium" || *re == "high")
-      effort = chat::ReasoningEffort::kHigh;
-    else if (*re == "max")
-      effort = chat::ReasoningEffort::kMax;
-    else {
-      return field_error(
-          "reasoning_effort",
-          "expected \"none\", \"low\", \"medium\", \"high\" or \"max\", got " + shown(*re));
-    }
-  }
-  const bool thinking = on.value_or(effort && *effort != chat::ReasoningEffort::kNone);
-  render->thinking_mode = thinking ? chat::ThinkingMode::kThinking : chat::ThinkingMode::kChat;
-  render->reasoning_effort =
-      !thinking ? chat::ReasoningEffort::kNone : effort.value_or(chat::ReasoningEffort::kHigh);
-  return {};
-}
-
-Error parse_chat_logprobs(const Json& doc, GenParams* g) {
-  bool logprobs = false;
-  std::optional<int64_t> top;
-  SERVE_RETURN_IF_ERROR(get_bool(doc, "logprobs", "logprobs", &logprobs));
-  SERVE_RETURN_IF_ERROR(get_int(doc, "top_logprobs", 0, 20, &top));
-  if (top && !logprobs) return field_error("top_logprobs", "only allowed when logprobs is true");
-  g->top_logprobs = logprobs ? int32_t(top.value_or(0)) : -1;
-  return {};
-}
-
-Error parse_response_format(const Json& doc) {
-  const Json* rf = field(doc, "response_format");
-  if (rf == nullptr) return {};
-  if (!rf->is_object())
-    return field_error("response_format", "expected an object, got " + shown(*rf));
-  const Json* type = field(*rf, "type");
-  if (type == nullptr || *type != "text") {
-    return field_error("response_format.type",
-                       "only \"text\" is supported (no constrained decoding), got " +
-                           (type ? shown(*type) : "nothing"));
-  }
-  return {};
-}
-
-Error parse_messages(const Json& doc, const std::vector<std::string>& tools, ChatRequest* r) {
-  const Json* list = field(doc, "messages");
-  if (list == nullptr) return field_error("messages", "missing");
-  if (!list->is_array() || list->empty()) {
-    return field_error("messages", "expected a non-empty array of messages, got " + shown(*list));
-  }
-  Json wrapped = {{"messages", *list}};
-  SERVE_RETURN_IF_ERROR(join_content_parts(&wrapped["messages"]));
-  if (!tools.empty()) wrapped["tools"] = doc["tools"];
-  Result<std::vector<chat::Message>> ms = chat::messages_from_json(wrapped);
-  if (!ms.ok()) return api_error_from_status(ms.status());
-  r->messages = std::move(ms).value();
-  return {};
-}
-
-}  // namespace
-
 ApiError api_error_from_status(const Status& s) {
   ApiError e;
   e.message = s.message();
@@ -606,38 +188,6 @@ ApiError api_error_from_status(const Status& s) {
     e.type = "server_error";
   }
   return e;
-}
-
-std::string forced_tool_prefill(const ChatRequest& r) {
-  if (r.tool_choice != ToolChoice::kRequired && r.tool_choice != ToolChoice::kNamed) return "";
-  std::string out;
-  if (r.render.thinking_mode == chat::ThinkingMode::kThinking) out = chat::kThinkEnd;
-  out.append("\n\n<").append(chat::kDsml).append("tool_calls>\n");
-  if (r.tool_choice == ToolChoice::kNamed) {
-    out.append("<").append(chat::kDsml).append("invoke name=\"");
-    out.append(r.tool_choice_name).append("\">\n");
-  }
-  return out;
-}
-
-std::variant<ChatRequest, ApiError> parse_chat_request(std::string_view body,
-                                                       const ServedModel& m) {
-  std::variant<Json, ApiError> parsed = parse_body(body);
-  if (auto* e = std::get_if<ApiError>(&parsed)) return *e;
-  const Json& doc = std::get<Json>(parsed);
-  ChatRequest r;
-  SERVE_RETURN_IF_ERROR(check_model(doc, m, &r.model));
-  SERVE_RETURN_IF_ERROR(check_known_fields(doc, /*chat=*/true));
-  std::vector<std::string> tools;
-  SERVE_RETURN_IF_ERROR(parse_tools(doc, &tools));
-  SERVE_RETURN_IF_ERROR(parse_messages(doc, tools, &r));
-  r.has_tools = !tools.empty();
-  SERVE_RETURN_IF_ERROR(parse_tool_choice(doc, tools, &r));
-  SERVE_RETURN_IF_ERROR(parse_gen(doc, m, &r.gen));
-  SERVE_RETURN_IF_ERROR(parse_chat_logprobs(doc, &r.gen));
-  SERVE_RETURN_IF_ERROR(parse_response_format(doc));
-  SERVE_RETURN_IF_ERROR(parse_thinking(doc, &r.render));
-  return r;
 }
 
 namespace {

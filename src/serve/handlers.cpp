@@ -18,18 +18,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// What the model is made to write first when a tool call is required (tool_choice "required" or
-// a named function): the opening of the DSML block, after the closed reasoning in thinking mode.
-std::string tool_prefill(const ChatRequest& r) {
-  std::string p;
-  if (r.render.thinking_mode == chat::ThinkingMode::kThinking) p += chat::kThinkEnd;
-  if (r.tool_choice != ToolChoice::kRequired && r.tool_choice != ToolChoice::kNamed) return "";
-  p += "\n\n<" + std::string(chat::kDsml) + "tool_calls>\n";
-  if (r.tool_choice == ToolChoice::kNamed)
-    p += "<" + std::string(chat::kDsml) + "invoke name=\"" + r.tool_choice_name + "\">\n";
-  return p;
-}
-
 // A submit() error as the API reports it.
 ApiError submit_error(const Status& st) {
   ApiError e;
@@ -254,7 +242,7 @@ void Server::handle_chat(const httplib::Request& req, httplib::Response& res) {
   }
   Result<std::string> prompt = chat::render_messages(r.messages, r.render);
   if (!prompt.ok()) return reply_error(res, api_error_from_status(prompt.status()), kEndpoint);
-  const std::string prefill = tool_prefill(r);
+  const std::string prefill = forced_tool_prefill(r);
   const tokenizer::Tokenizer& tok = engine_.tokenizer();
   Result<std::vector<int32_t>> ids = tok.encode(*prompt + prefill, {.allow_special = true});
   if (!ids.ok()) return reply_error(res, api_error_from_status(ids.status()), kEndpoint);
