@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "serve/api_response.h"
@@ -119,6 +120,22 @@ void Server::routes() {
                     "application/json");
     count("models", 200);
   });
+  h.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    const std::string id = req.matches[1];
+    if (id != model_.id) {
+      return reply_error(res,
+                         {.status = 404,
+                          .message = "The model '" + id + "' does not exist; this server serves '" +
+                                     model_.id + "'",
+                          .param = "model",
+                          .code = "model_not_found"},
+                         "models");
+    }
+    const nlohmann::json list =
+        nlohmann::json::parse(models_body(model_, static_cast<int64_t>(std::time(nullptr))));
+    res.set_content(list["data"][0].dump(), "application/json");
+    count("models", 200);
+  });
   h.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(metrics_text(), "text/plain; version=0.0.4");
     count("metrics", 200);
@@ -143,13 +160,21 @@ Status Server::listen(const std::function<void(int port)>& on_ready) {
     return io_error("serve: cannot bind " + options_.host + ":" + std::to_string(port) +
                     " (in use, or not an address of this machine)");
   }
-  // listen_after_bind blocks; report readiness once it is accepting.
-  std::thread ready([this, port, &on_ready] {
-    while (!http_->is_running() && !draining_.load())
+  // listen_after_bind blocks; report readiness once it is accepting. httplib's stop() does
+  // nothing before the listener runs, so a shutdown() that came first is carried out here.
+  std::atomic<bool> returned{false};
+  std::thread ready([this, port, &on_ready, &returned] {
+    while (!http_->is_running() && !returned.load())
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    if (http_->is_running() && on_ready) on_ready(port);
+    if (returned.load()) return;
+    if (stop_requested_.load()) {
+      http_->stop();
+    } else if (on_ready) {
+      on_ready(port);
+    }
   });
   const bool ok = http_->listen_after_bind();
+  returned.store(true);
   ready.join();
   if (!ok && !draining_.load()) return io_error("serve: the listener stopped unexpectedly");
   return ok_status();
@@ -161,6 +186,7 @@ void Server::shutdown() {
     scheduler_.drain();  // every admitted request runs to its end
     std::unique_lock<std::mutex> lock(drain_mu_);
     drain_cv_.wait(lock, [this] { return in_flight_.load() == 0; });  // and is written
+    stop_requested_.store(true);
     http_->stop();
   });
 }

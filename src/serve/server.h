@@ -3,7 +3,7 @@
 // chunked responses for SSE, payload limits and clean stop(); the scheduler, not the HTTP layer,
 // is where concurrency is decided, so a thread-per-connection server is enough).
 //
-// Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models, GET /health,
+// Routes: POST /v1/chat/completions, POST /v1/completions, GET /v1/models[/ID], GET /health,
 // GET /metrics (Prometheus text), GET / (the chat page, built into the binary).
 //
 // Lifecycle: shutdown() (SIGTERM / SIGINT in the CLI) stops admitting requests (503), lets every
@@ -90,6 +90,7 @@ class Server {
   ServedModel model_;
   std::unique_ptr<httplib::Server> http_;
   std::atomic<bool> draining_{false};
+  std::atomic<bool> stop_requested_{false};  // shutdown() reached the point of stopping
   std::atomic<int64_t> in_flight_{0};  // requests inside a handler or still streaming
   std::mutex drain_mu_;
   std::condition_variable drain_cv_;
