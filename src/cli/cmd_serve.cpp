@@ -10,8 +10,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "cli/command.h"
@@ -73,20 +71,6 @@ Result<uint64_t> parse_size(const std::string& flag, const std::string& text) {
   return static_cast<uint64_t>(v * mul);
 }
 
-uint64_t mem_available_bytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("MemAvailable:", 0) == 0) {
-      std::istringstream ss(line.substr(13));
-      uint64_t kb = 0;
-      ss >> kb;
-      return kb * 1024;
-    }
-  }
-  return 0;
-}
-
 Status run_serve(const ServeOptions& o) {
   // SIGTERM / SIGINT are taken by a thread of their own (sigwait), so they are blocked in every
   // thread started from here on.
@@ -112,7 +96,7 @@ Status run_serve(const ServeOptions& o) {
 
   uint64_t kv_budget = 0;
   if (o.kv_budget == "auto") {  // half of what is left once the weights are in
-    kv_budget = mem_available_bytes() / 2;
+    kv_budget = engine::mem_available_bytes() / 2;
   } else {
     FRUGAL_ASSIGN_OR_RETURN(kv_budget, parse_size("--kv-budget", o.kv_budget));
   }

@@ -39,20 +39,6 @@ struct SynthCmdOptions {
   uint64_t shard_mib = 4096;
 };
 
-uint64_t mem_available() {
-  std::ifstream in("/proc/meminfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("MemAvailable:", 0) == 0) {
-      std::istringstream ss(line.substr(13));
-      uint64_t kb = 0;
-      ss >> kb;
-      return kb * 1024;
-    }
-  }
-  return 0;
-}
-
 Result<v4::DeepSeekV4Config> preset_config(const SynthCmdOptions& o) {
   std::string_view json;
   if (o.preset == "v4-flash") {
@@ -108,7 +94,7 @@ Status run_synth(const SynthCmdOptions& o) {
                               o.out + " has " + engine::format_bytes(free_disk) +
                               " free (use fewer --layers)");
   }
-  const uint64_t avail = mem_available();
+  const uint64_t avail = engine::mem_available_bytes();
   if (avail > 0 && bytes > avail / 10 * 8) {
     return resource_exhausted("the " + o.preset + " checkpoint with " + std::to_string(c.n_layers) +
                               " layers is built in memory: " + engine::format_bytes(bytes) +

@@ -94,12 +94,15 @@ Result<std::unique_ptr<kv::V4SequenceCache>> Engine::new_cache() const {
   return kv::V4SequenceCache::create(model_->config(), {.format = options_.cache});
 }
 
-uint64_t peak_rss_bytes() {
-  std::ifstream in("/proc/self/status");
+namespace {
+
+// The value of a "Key:   N kB" line of a /proc file, in bytes; 0 when absent.
+uint64_t proc_kib_field(const char* path, std::string_view key) {
+  std::ifstream in(path);
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) {
-      std::istringstream ss(line.substr(6));
+    if (line.starts_with(key)) {
+      std::istringstream ss(line.substr(key.size()));
       uint64_t kb = 0;
       ss >> kb;
       return kb * 1024;
@@ -107,6 +110,12 @@ uint64_t peak_rss_bytes() {
   }
   return 0;
 }
+
+}  // namespace
+
+uint64_t peak_rss_bytes() { return proc_kib_field("/proc/self/status", "VmHWM:"); }
+
+uint64_t mem_available_bytes() { return proc_kib_field("/proc/meminfo", "MemAvailable:"); }
 
 std::string format_bytes(uint64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};

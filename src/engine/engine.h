@@ -64,6 +64,8 @@ Result<kv::CacheFormat> parse_cache_format(const std::string& name);
 
 // Peak resident set size of this process (VmHWM of /proc/self/status), 0 when unknown.
 uint64_t peak_rss_bytes();
+// MemAvailable of /proc/meminfo: memory the kernel can hand out without swapping; 0 when unknown.
+uint64_t mem_available_bytes();
 // "1.23 GiB" style.
 std::string format_bytes(uint64_t bytes);
 

@@ -225,14 +225,7 @@ bool absorb(Job& j, const tokenizer::Tokenizer& tok, HttpCounters& counters, std
 
 void Server::handle_chat(const httplib::Request& req, httplib::Response& res) {
   const char* kEndpoint = "chat";
-  if (!admitting()) {
-    return reply_error(res,
-                       {.status = 503,
-                        .message = "the server is shutting down",
-                        .type = "server_error",
-                        .code = "shutting_down"},
-                       kEndpoint);
-  }
+  if (refused_while_draining(res, kEndpoint)) return;
   std::variant<ChatRequest, ApiError> parsed = parse_chat_request(req.body, model_);
   if (auto* e = std::get_if<ApiError>(&parsed)) return reply_error(res, *e, kEndpoint);
   ChatRequest& r = std::get<ChatRequest>(parsed);
@@ -280,14 +273,7 @@ void Server::handle_chat(const httplib::Request& req, httplib::Response& res) {
 
 void Server::handle_completion(const httplib::Request& req, httplib::Response& res) {
   const char* kEndpoint = "completions";
-  if (!admitting()) {
-    return reply_error(res,
-                       {.status = 503,
-                        .message = "the server is shutting down",
-                        .type = "server_error",
-                        .code = "shutting_down"},
-                       kEndpoint);
-  }
+  if (refused_while_draining(res, kEndpoint)) return;
   std::variant<CompletionRequest, ApiError> parsed = parse_completion_request(req.body, model_);
   if (auto* e = std::get_if<ApiError>(&parsed)) return reply_error(res, *e, kEndpoint);
   CompletionRequest& r = std::get<CompletionRequest>(parsed);

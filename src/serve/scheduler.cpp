@@ -204,8 +204,8 @@ Result<std::shared_ptr<SequenceHandle>> Scheduler::submit(SequenceParams params,
         static_cast<int64_t>(options_.max_parallel) + options_.max_queue) {
       ++stats_.rejected;
       return resource_exhausted("the queue is full: " + std::to_string(options_.max_parallel) +
-                                " sequences run at once and " +
-                                std::to_string(options_.max_queue) + " may wait; retry later");
+                                " sequences run at once and " + std::to_string(options_.max_queue) +
+                                " may wait; retry later");
     }
     queue_.push_back(std::move(seq));
     ++stats_.submitted;

@@ -61,6 +61,17 @@ void Server::reply_error(httplib::Response& res, const ApiError& e, const char* 
   count(endpoint, e.status);
 }
 
+bool Server::refused_while_draining(httplib::Response& res, const char* endpoint) {
+  if (admitting()) return false;
+  reply_error(res,
+              {.status = 503,
+               .message = "the server is shutting down",
+               .type = "server_error",
+               .code = "shutting_down"},
+              endpoint);
+  return true;
+}
+
 void Server::routes() {
   httplib::Server& h = *http_;
   const int threads = options_.http_threads > 0

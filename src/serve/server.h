@@ -83,6 +83,8 @@ class Server {
   void reply_error(httplib::Response& res, const ApiError& e, const char* endpoint);
   void count(const char* endpoint, int status);
   bool admitting() const { return !draining_.load(); }
+  // While draining: answers 503 and returns true.
+  bool refused_while_draining(httplib::Response& res, const char* endpoint);
 
   engine::Engine& engine_;
   Scheduler& scheduler_;
@@ -91,7 +93,7 @@ class Server {
   std::unique_ptr<httplib::Server> http_;
   std::atomic<bool> draining_{false};
   std::atomic<bool> stop_requested_{false};  // shutdown() reached the point of stopping
-  std::atomic<int64_t> in_flight_{0};  // requests inside a handler or still streaming
+  std::atomic<int64_t> in_flight_{0};        // requests inside a handler or still streaming
   std::mutex drain_mu_;
   std::condition_variable drain_cv_;
   std::once_flag shutdown_once_;
