@@ -73,7 +73,9 @@ struct Timings {
 };
 
 // Aggregate decode tokens/s of `batch` sequences stepped together (medians over reps): each is
-// prefilled with the bench prompt, then `gen` steps of one token each, all in one forward_batch.
+// prefilled with its own prompt (the bench prompt with every id shifted by 7919 x its index, so
+// that the sequences route to different experts as different users' text does, rather than all
+// reading the same six), then `gen` steps of one token each, all in one forward_batch.
 Result<double> time_batched_decode(engine::Engine& eng, std::span<const int32_t> prompt,
                                    int64_t gen, int64_t batch, int reps) {
   const int64_t v = eng.config().vocab_size;
@@ -85,12 +87,16 @@ Result<double> time_batched_decode(engine::Engine& eng, std::span<const int32_t>
   std::vector<float> logits(static_cast<size_t>(batch * v));
   std::vector<int32_t> next(static_cast<size_t>(batch));
   std::vector<v4::BatchEntry> entries(static_cast<size_t>(batch));
+  std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(batch));
+  for (int64_t q = 0; q < batch; ++q) {
+    for (int32_t id : prompt) prompts[q].push_back(static_cast<int32_t>((id + 7919 * q) % v));
+  }
   std::vector<double> tps;
   for (int r = 0; r < std::max(reps, 1); ++r) {
     for (int64_t q = 0; q < batch; ++q) {
       caches[q]->clear();
       const std::span<float> lq(logits.data() + q * v, v);
-      FRUGAL_RETURN_IF_ERROR(eng.model().forward(*caches[q], {.ids = prompt, .logits = lq}));
+      FRUGAL_RETURN_IF_ERROR(eng.model().forward(*caches[q], {.ids = prompts[q], .logits = lq}));
       next[q] = static_cast<int32_t>(std::max_element(lq.begin(), lq.end()) - lq.begin());
       entries[q] = {.cache = caches[q].get(), .ids = std::span(&next[q], 1), .logits = lq};
     }

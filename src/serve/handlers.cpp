@@ -127,8 +127,13 @@ using Job = RequestJob;
 
 ApiError failure(const Job::Choice& c) {
   ApiError e{.status = 500, .type = "server_error"};
-  e.message = c.reason == FinishReason::kCancelled ? "the request was cancelled (server stopping)"
-                                                   : "generation failed: " + c.error.to_string();
+  if (c.reason == FinishReason::kCancelled) {  // only the scheduler's end cancels a live client
+    e.status = 503;
+    e.message = "the request was cancelled: the server is stopping";
+    e.code = "shutting_down";
+  } else {
+    e.message = "generation failed: " + c.error.to_string();
+  }
   return e;
 }
 

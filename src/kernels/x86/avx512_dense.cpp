@@ -100,13 +100,17 @@ void dense_rows(const void* w, int64_t ldw, const float* x, int64_t ldx, int64_t
   }
 }
 
-// Groups of up to 8 tokens: 4 x 4 or 2 x 8 accumulators, <= 10 loads per 16 FMAs; x is read in
-// column passes of kPrepFloats / T values, so the group's rows of x stay in L1.
-constexpr int kDenseTokens = 8;
+// Groups of up to 4 tokens: 4 rows x 4 tokens of accumulators; x is read in column passes of
+// kPrepFloats / T values, so the group's rows of x stay in L1. More tokens go in several groups
+// over L2-sized blocks of rows (run_groups): the weights come from memory for the first group and
+// from L2 for the others. Groups of 8 (2 rows x 8 tokens) ran out of registers and reloaded x for
+// every row: at 8 tokens two groups of 4 are faster (BM_Matmul avx512 2 threads m:8, bf16 1.59 ->
+// 0.99 ms, f32 3.22 -> 2.22 ms; docs/BENCHMARKS.md).
+constexpr int kDenseTokens = 4;
 
 template <bool kBf16, int T>
 void dense_group(const MatmulTask& task, int64_t t0, int64_t r0, int64_t r1) {
-  constexpr int R = T <= 4 ? 4 : 2;
+  constexpr int R = 4;
   constexpr int64_t kDensePass = kPrepFloats / T;
   constexpr int kElem = kBf16 ? 2 : 4;
   const int64_t K = task.w.cols;
@@ -161,9 +165,8 @@ void matmul_f32(const MatmulTask& task, int64_t r0, int64_t r1) {
     gemm_many_tokens(task, r0, r1);
     return;
   }
-  static constexpr GroupFn kFns[kDenseTokens] = {
-      dense_group<false, 1>, dense_group<false, 2>, dense_group<false, 3>, dense_group<false, 4>,
-      dense_group<false, 5>, dense_group<false, 6>, dense_group<false, 7>, dense_group<false, 8>};
+  static constexpr GroupFn kFns[kDenseTokens] = {dense_group<false, 1>, dense_group<false, 2>,
+                                                  dense_group<false, 3>, dense_group<false, 4>};
   run_groups(task, r0, r1, kFns, task.w.cols * 4);
 }
 
@@ -172,9 +175,8 @@ void matmul_bf16(const MatmulTask& task, int64_t r0, int64_t r1) {
     gemm_many_tokens(task, r0, r1);
     return;
   }
-  static constexpr GroupFn kFns[kDenseTokens] = {
-      dense_group<true, 1>, dense_group<true, 2>, dense_group<true, 3>, dense_group<true, 4>,
-      dense_group<true, 5>, dense_group<true, 6>, dense_group<true, 7>, dense_group<true, 8>};
+  static constexpr GroupFn kFns[kDenseTokens] = {dense_group<true, 1>, dense_group<true, 2>,
+                                                  dense_group<true, 3>, dense_group<true, 4>};
   run_groups(task, r0, r1, kFns, task.w.cols * 2);
 }
 
