@@ -6,25 +6,29 @@ FUZZ_SECONDS ?= 30
 STRESS_ROUNDS ?= 10
 STRESS_JOBS ?= 4
 
-.PHONY: all setup build test unit-test stress-test fuzz run clean format
+.PHONY: all setup setup-tests build test unit-test stress-test fuzz run clean format
 
 all: build
 
 setup:
 	@bash scripts/setup.sh
 
+# What only the tests need on top (Chromium, Node.js): not installed by `make run`.
+setup-tests:
+	@bash scripts/setup.sh --tests
+
 build: setup
 	@cmake --preset $(PRESET) >/dev/null
 	@cmake --build --preset $(PRESET)
 
 # ctest in a temp folder of its own, failing if a test leaves anything behind (scripts/ctest_clean.sh).
-unit-test: build
+unit-test: setup-tests build
 	@bash scripts/ctest_clean.sh $(PRESET) -j2
 
 # Not part of `make test`: the unit suite STRESS_ROUNDS times in a row, STRESS_JOBS processes at a
 # time in random order, stopping at the first failure, so a race between tests shows up here on
 # purpose rather than in CI.
-stress-test: build
+stress-test: setup-tests build
 	@bash scripts/stress_test.sh $(PRESET) $(STRESS_ROUNDS) $(STRESS_JOBS)
 
 # libFuzzer targets built with clang under ASan/UBSan, each run for FUZZ_SECONDS.

@@ -12,15 +12,18 @@ packages=(
   libcpp-httplib-dev                    # frugal serve (linked through pkg-config: cpp-httplib)
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
-  chromium                              # the chat page's end-to-end test (headless)
   # Python reference tools (run with /usr/bin/python3; tests do not need torch)
   python3 python3-numpy
 )
 
-# Node.js (with npm) runs the server's client tests (tests/serve/js); a machine that already has a
-# node with npm (e.g. from NodeSource) keeps it, otherwise Debian's packages provide both.
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  packages+=(nodejs npm)
+# --tests (make test): what the server's end-to-end tests need besides (tests/serve/js): Chromium
+# for the chat page, and Node.js with npm for the official `openai` client; a machine that already
+# has a node with npm (e.g. from NodeSource) keeps it, otherwise Debian's packages provide both.
+if [ "${1:-}" = "--tests" ]; then
+  packages+=(chromium)
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    packages+=(nodejs npm)
+  fi
 fi
 
 missing=()

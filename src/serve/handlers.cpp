@@ -228,6 +228,45 @@ bool absorb(Job& j, const tokenizer::Tokenizer& tok, HttpCounters& counters, std
 
 }  // namespace
 
+// The client left: its sequences are cancelled (freed within one step). Returns false, what a
+// content provider returns to close the connection.
+bool Server::client_left(RequestJob& job) {
+  job.cancel();
+  std::lock_guard<std::mutex> lock(counters_.mu);
+  ++counters_.disconnects;
+  return false;
+}
+
+// The whole response of a finished non-streaming request.
+std::string Server::final_body(RequestJob& job) {
+  const Usage usage = job.usage();
+  if (job.chat) {
+    std::vector<ChatChoice> choices;
+    for (size_t i = 0; i < job.choices.size(); ++i) {
+      Job::Choice& c = job.choices[i];
+      std::optional<std::vector<TokenLogprob>> lp;
+      if (job.top_logprobs >= 0) lp = std::move(c.logprobs);
+      choices.push_back(chat_choice(*c.parser, static_cast<int32_t>(i),
+                                    finish_name(c.reason, c.parser->has_tool_calls()),
+                                    std::move(lp)));
+    }
+    return chat_completion_body(job.meta, choices, usage);
+  }
+  std::vector<CompletionChoice> choices;
+  for (size_t i = 0; i < job.choices.size(); ++i) {
+    Job::Choice& c = job.choices[i];
+    CompletionChoice ch{.index = static_cast<int32_t>(i),
+                        .text = c.text,
+                        .finish_reason = finish_name(c.reason, false)};
+    if (job.top_logprobs >= 0) {
+      ch.logprobs = std::move(c.logprobs);
+      ch.text_offset = code_points(job.echo);
+    }
+    choices.push_back(std::move(ch));
+  }
+  return completion_body(job.meta, choices, usage);
+}
+
 void Server::handle_chat(const httplib::Request& req, httplib::Response& res) {
   const char* kEndpoint = "chat";
   if (refused_while_draining(res, kEndpoint)) return;
@@ -375,43 +414,43 @@ void Server::run(httplib::Response& res, std::shared_ptr<RequestJob> job, std::v
   });
   const tokenizer::Tokenizer& tok = engine_.tokenizer();
   if (!job->stream) {
+    // Waits here for a while, so that a quick request is answered with its own status; a longer
+    // one is answered from a chunked provider that writes a space (JSON allows leading white
+    // space) each quiet second, so that a client that left is noticed and its sequences freed.
     uint64_t seen = 0;
-    while (!job->all_done()) {
+    const Clock::time_point deadline =
+        Clock::now() + std::chrono::milliseconds(options_.quick_answer_ms);
+    while (!job->all_done() && Clock::now() < deadline) {
       if (!absorb(*job, tok, counters_, nullptr))
         job->notifier->wait(&seen, std::chrono::milliseconds(100));
     }
-    if (const Job::Choice* f = job->failed()) return reply_error(res, failure(*f), endpoint);
-    const Usage usage = job->usage();
-    if (job->chat) {
-      std::vector<ChatChoice> choices;
-      for (size_t i = 0; i < job->choices.size(); ++i) {
-        Job::Choice& c = job->choices[i];
-        std::optional<std::vector<TokenLogprob>> lp;
-        if (job->top_logprobs >= 0) lp = std::move(c.logprobs);
-        choices.push_back(chat_choice(*c.parser, static_cast<int32_t>(i),
-                                      finish_name(c.reason, c.parser->has_tool_calls()),
-                                      std::move(lp)));
-      }
-      res.set_content(chat_completion_body(job->meta, choices, usage), "application/json");
-    } else {
-      std::vector<CompletionChoice> choices;
-      for (size_t i = 0; i < job->choices.size(); ++i) {
-        Job::Choice& c = job->choices[i];
-        CompletionChoice ch{.index = static_cast<int32_t>(i),
-                            .text = c.text,
-                            .finish_reason = finish_name(c.reason, false)};
-        if (job->top_logprobs >= 0) {
-          ch.logprobs = std::move(c.logprobs);
-          ch.text_offset = code_points(job->echo);
-        }
-        choices.push_back(std::move(ch));
-      }
-      res.set_content(completion_body(job->meta, choices, usage), "application/json");
+    if (job->all_done()) {
+      if (const Job::Choice* f = job->failed()) return reply_error(res, failure(*f), endpoint);
+      res.set_content(final_body(*job), "application/json");
+      count(endpoint, 200);
+      return;
     }
-    std::lock_guard<std::mutex> lock(counters_.mu);
-    counters_.prompt_tokens += static_cast<uint64_t>(usage.prompt_tokens);
-    counters_.completion_tokens += static_cast<uint64_t>(usage.completion_tokens);
-    ++counters_.requests[std::string(endpoint) + " 200"];
+    count(endpoint, 200);
+    res.set_chunked_content_provider(
+        "application/json",
+        [this, job, done, &tok](size_t, httplib::DataSink& sink) {
+          uint64_t seen_here = 0;
+          Clock::time_point last_write = Clock::now();
+          while (!job->all_done()) {
+            if (absorb(*job, tok, counters_, nullptr)) continue;
+            job->notifier->wait(&seen_here, std::chrono::milliseconds(100));
+            if (Clock::now() - last_write > std::chrono::milliseconds(options_.keepalive_ms)) {
+              if (!sink.write(" ", 1)) return client_left(*job);
+              last_write = Clock::now();
+            }
+          }
+          const Job::Choice* f = job->failed();
+          const std::string body = f != nullptr ? error_body(failure(*f)) : final_body(*job);
+          if (!sink.write(body.data(), body.size())) return client_left(*job);
+          sink.done();
+          return true;
+        },
+        [job](bool) { job->cancel(); });
     return;
   }
   res.set_header("Cache-Control", "no-cache");
@@ -434,17 +473,11 @@ void Server::run(httplib::Response& res, std::shared_ptr<RequestJob> job, std::v
           if (job->all_done()) {
             if (const Job::Choice* f = job->failed()) {
               if (!write(sse_event(error_body(failure(*f))))) break;
-            } else {
+            } else if (job->include_usage) {
               const Usage u = job->usage();
-              {
-                std::lock_guard<std::mutex> lock(counters_.mu);
-                counters_.prompt_tokens += static_cast<uint64_t>(u.prompt_tokens);
-                counters_.completion_tokens += static_cast<uint64_t>(u.completion_tokens);
-              }
-              const std::string body = !job->include_usage ? std::string()
-                                       : job->chat         ? chat_usage_chunk_body(job->meta, u)
-                                                   : completion_usage_chunk_body(job->meta, u);
-              if (!body.empty() && !write(sse_event(body))) break;
+              const std::string body = job->chat ? chat_usage_chunk_body(job->meta, u)
+                                                 : completion_usage_chunk_body(job->meta, u);
+              if (!write(sse_event(body))) break;
             }
             if (!write(kSseDone)) break;
             sink.done();
@@ -454,15 +487,12 @@ void Server::run(httplib::Response& res, std::shared_ptr<RequestJob> job, std::v
             job->notifier->wait(&seen, std::chrono::milliseconds(100));
             // A quiet stream (a long prefill, text held back for a stop string) still finds out
             // whether its client is there: an SSE comment every second.
-            if (Clock::now() - last_write > std::chrono::seconds(1) && !write(": keep-alive\n\n"))
+            if (Clock::now() - last_write > std::chrono::milliseconds(options_.keepalive_ms) &&
+                !write(": keep-alive\n\n"))
               break;
           }
         }
-        // The client left: cancel its sequences (freed within one step).
-        job->cancel();
-        std::lock_guard<std::mutex> lock(counters_.mu);
-        ++counters_.disconnects;
-        return false;
+        return client_left(*job);
       },
       [job](bool) { job->cancel(); });
 }

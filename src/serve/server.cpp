@@ -44,6 +44,8 @@ Result<std::unique_ptr<Server>> Server::create(engine::Engine& engine, Scheduler
   }
   if (options.max_body_bytes < 1024) return invalid_argument("serve: max body under 1 KiB");
   if (options.default_max_tokens < 0) return invalid_argument("serve: default max tokens < 0");
+  if (options.quick_answer_ms < 0) return invalid_argument("serve: quick_answer_ms < 0");
+  if (options.keepalive_ms < 1) return invalid_argument("serve: keepalive_ms < 1");
   std::unique_ptr<Server> s(new Server(engine, scheduler, std::move(options)));
   s->routes();
   return s;

@@ -44,6 +44,11 @@ struct ServerOptions {
   uint64_t max_body_bytes = 8u << 20;  // larger bodies get 413 before they are read
   int64_t default_max_tokens = 0;      // when a request gives none; 0 = up to the context end
   int http_threads = 0;                // 0: max_parallel + max_queue + 8
+  // A non-streaming request still running after this long is answered through a chunked body
+  // that writes a space each quiet second (so that a client that left is noticed); a quicker one
+  // with an ordinary body and its own status.
+  int64_t quick_answer_ms = 2000;
+  int64_t keepalive_ms = 1000;  // the quiet time after which a stream or a long answer writes
 };
 
 // Counters the HTTP layer keeps for /metrics (the scheduler keeps its own).
@@ -53,8 +58,6 @@ struct HttpCounters {
   uint64_t disconnects = 0;                  // streams cancelled because the client left
   uint64_t ttft_count = 0;
   double ttft_sum = 0.0;  // seconds
-  uint64_t completion_tokens = 0;
-  uint64_t prompt_tokens = 0;
 };
 
 class Server {
@@ -79,6 +82,8 @@ class Server {
   void run(httplib::Response& res, std::shared_ptr<RequestJob> job, std::vector<int32_t> ids,
            std::vector<int64_t> snapshot_points, const GenParams& gen, const char* prompt_field,
            const char* endpoint);
+  bool client_left(RequestJob& job);
+  std::string final_body(RequestJob& job);
   // Counts the request in /metrics and, for an error, writes the OpenAI error object.
   void reply_error(httplib::Response& res, const ApiError& e, const char* endpoint);
   void count(const char* endpoint, int status);

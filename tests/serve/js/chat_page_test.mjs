@@ -117,10 +117,10 @@ async function run_steps(page, server) {
   // The server must cancel the sequence of the aborted stream (frugal_sequences_cancelled_total
   // in /metrics) well before its 3800 tokens could have finished, then answer the next message
   // (the history now holds the partial answer).
-  const cancelled = await wait_metric(server, 'frugal_sequences_cancelled_total', (v) => v >= 1, 2_000);
-  expect(cancelled !== null, 'the server did not count the stopped stream as cancelled within 2 s ' +
+  const cancelled = await wait_metric(server, 'frugal_sequences_cancelled_total', (v) => v >= 1, 5_000);
+  expect(cancelled !== null, 'the server did not count the stopped stream as cancelled within 5 s ' +
          '(frugal_sequences_cancelled_total stayed 0)');
-  const idle = await wait_metric(server, 'frugal_active_sequences', (v) => v === 0, 2_000);
+  const idle = await wait_metric(server, 'frugal_active_sequences', (v) => v === 0, 5_000);
   expect(idle !== null, 'frugal_active_sequences did not return to 0 after Stop');
   bubble = await send(page, 'Farewell.', { max_tokens: 8 });
   await wait_idle(page);
