@@ -240,22 +240,47 @@ void Scheduler::loop() {
   }
 }
 
+// A sequence whose prompt another one is prefilling right now (the choices of a request with
+// n > 1, or the same prompt sent twice at once) waits until that prefill has stored its snapshot
+// of the prompt less its last token: it then restores it and prefills one token instead of all.
+bool Scheduler::waits_for_shared_prefill(const Seq& s,
+                                         const std::vector<std::unique_ptr<Seq>>& admitted) const {
+  const int64_t n = static_cast<int64_t>(s.p.prompt.size());
+  if (prefix_ == nullptr ||
+      !std::binary_search(s.p.snapshot_points.begin(), s.p.snapshot_points.end(), n - 1)) {
+    return false;
+  }
+  auto same = [&](const Seq& t) { return !t.done && t.fed < n - 1 && t.p.prompt == s.p.prompt; };
+  for (const auto& t : active_) {
+    if (same(*t)) return true;
+  }
+  for (const auto& t : admitted) {
+    if (same(*t)) return true;
+  }
+  return false;
+}
+
 void Scheduler::admit() {
   std::vector<std::unique_ptr<Seq>> admitted;
   {
     std::lock_guard<std::mutex> lock(mu_);
     uint64_t reserved = stats_.kv_reserved_bytes;
     size_t running = active_.size();
-    while (!queue_.empty() && static_cast<int32_t>(running) < options_.max_parallel) {
-      Seq& s = *queue_.front();
+    for (auto it = queue_.begin();
+         it != queue_.end() && static_cast<int32_t>(running) < options_.max_parallel;) {
+      Seq& s = **it;
       if (!s.handle->cancelled() && options_.kv_budget > 0 && running > 0 &&
           reserved + s.kv_reserved > options_.kv_budget) {
         break;  // waits for memory: first come, first served
       }
+      if (!s.handle->cancelled() && waits_for_shared_prefill(s, admitted)) {
+        ++it;  // the others behind it go ahead
+        continue;
+      }
       reserved += s.kv_reserved;
       stats_.kv_reserved_bytes += s.kv_reserved;  // returned by release_finished
-      admitted.push_back(std::move(queue_.front()));
-      queue_.pop_front();
+      admitted.push_back(std::move(*it));
+      it = queue_.erase(it);
       ++running;
     }
     stats_.queued = static_cast<int64_t>(queue_.size());

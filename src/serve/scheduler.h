@@ -13,7 +13,8 @@
 // Prefix reuse (serve/prefix_cache.h): before its prefill a sequence restores the longest stored
 // snapshot whose ids start its prompt; during the prefill it stores snapshots at the positions its
 // request names (`snapshot_points`: for a chat, where the last user turn starts, and the prompt
-// less its last token), cutting chunks there so that cold and warm runs make the same calls.
+// less its last token), cutting chunks there so that cold and warm runs make the same calls. A
+// sequence whose prompt another is prefilling at that moment (n > 1) waits for that snapshot.
 //
 // Clients talk to a sequence through its SequenceHandle: the scheduler appends text, tokens and
 // the final state under the handle's lock and wakes the request's Notifier; the client takes what
@@ -149,6 +150,8 @@ class Scheduler {
   Scheduler(engine::Engine& engine, const SchedulerOptions& options);
   void loop();
   void admit();
+  bool waits_for_shared_prefill(const Seq& s,
+                                const std::vector<std::unique_ptr<Seq>>& admitted) const;
   bool step();  // one forward pass; false when there was nothing to run
   Status after_forward(Seq& s, int64_t n_fed);
   void sample_token(Seq& s);

@@ -170,6 +170,29 @@ TEST(Scheduler, PrefixReuseGivesTheColdLogitsExactly) {
   EXPECT_GE(st.prefix.entries, 3u);  // a's two points, b's last-token point
 }
 
+TEST(Scheduler, SamePromptTwiceAtOncePrefillsItOnce) {
+  // Scalar kernels: the two last-token passes may share a step, and only the scalar kernels give
+  // a row the same bits whatever else is in the step.
+  std::unique_ptr<Engine> e = load(2, kernels::Isa::kScalar);
+  ASSERT_NE(e, nullptr);
+  std::string text;
+  for (int i = 0; i < 8; ++i) text += "CORIOLANUS:\nThey have a leader, Marcius.\n";
+  SequenceParams p = greedy(ids(*e, text), 6);
+  p.snapshot_points = {static_cast<int64_t>(p.prompt.size()) - 1};
+  p.capture_logits = true;
+  auto s = Scheduler::create(*e, {.max_parallel = 2, .prefix_cache_bytes = 16u << 20});
+  ASSERT_TRUE(s.ok());
+  auto notifier = std::make_shared<Notifier>();
+  auto h1 = (*s)->submit(p, notifier);  // the two choices of one request
+  auto h2 = (*s)->submit(p, notifier);
+  ASSERT_TRUE(h1.ok() && h2.ok());
+  const Collected c1 = collect(**h1), c2 = collect(**h2);
+  EXPECT_EQ(c1.last.cached_tokens, 0);
+  EXPECT_EQ(c2.last.cached_tokens, static_cast<int64_t>(p.prompt.size()) - 1);
+  EXPECT_TRUE(c1.first_logits == c2.first_logits);
+  EXPECT_EQ(token_ids(c1), token_ids(c2));
+}
+
 TEST(Scheduler, CancelFreesTheSequenceWithinAStep) {
   std::unique_ptr<Engine> e = load(2, std::nullopt);
   ASSERT_NE(e, nullptr);
