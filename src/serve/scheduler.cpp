@@ -18,53 +18,7 @@ double since(Clock::time_point t0) {
 
 }  // namespace
 
-const char* finish_reason_name(FinishReason r) {
-  switch (r) {
-    case FinishReason::kNone:
-      return "none";
-    case FinishReason::kEos:
-      return "eos";
-    case FinishReason::kStop:
-      return "stop";
-    case FinishReason::kLength:
-      return "length";
-    case FinishReason::kContextFull:
-      return "context_full";
-    case FinishReason::kCancelled:
-      return "cancelled";
-    case FinishReason::kError:
-      return "error";
-  }
-  return "?";
-}
-
-// ---- Notifier, SequenceHandle ----
-
-void Notifier::notify() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++count_;
-  }
-  cv_.notify_all();
-}
-
-bool Notifier::wait(uint64_t* seen, std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  const bool woke = cv_.wait_for(lock, timeout, [&] { return count_ != *seen; });
-  *seen = count_;
-  return woke;
-}
-
-bool SequenceHandle::take(SequenceUpdate* out) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!fresh_) return false;
-  *out = pending_;
-  pending_.text.clear();
-  pending_.tokens.clear();
-  pending_.first_logits.clear();
-  fresh_ = false;
-  return true;
-}
+// ---- SequenceHandle, scheduler side (take() and the Notifier are in sequence_handle.cpp) ----
 
 template <typename F>
 void SequenceHandle::publish(F&& change) {
