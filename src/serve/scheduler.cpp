@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "engine/memory_plan.h"
 #include "sample/stop.h"
@@ -344,6 +345,7 @@ bool Scheduler::step() {
     if (s->cache != nullptr) kv += s->cache->memory_report().total();
   }
   std::lock_guard<std::mutex> lock(mu_);
+  stats_.generated_tokens += std::exchange(step_tokens_, 0);
   ++stats_.steps;
   stats_.step_rows += static_cast<uint64_t>(chunk - budget);
   stats_.step_sequences += entries_.size();
@@ -398,6 +400,7 @@ void Scheduler::sample_token(Seq& s) {
     }
   }
   ++s.generated;
+  ++step_tokens_;
   std::string text;
   if (!s.stop.is_stop_token(tok)) {
     const Status dec = s.decoder.push(tok, &text);
@@ -442,7 +445,7 @@ void Scheduler::finish(Seq& s, FinishReason reason, Status error) {
 }
 
 void Scheduler::release_finished() {
-  uint64_t finished = 0, cancelled = 0, failed = 0, generated = 0, unreserved = 0;
+  uint64_t finished = 0, cancelled = 0, failed = 0, unreserved = 0;
   std::erase_if(active_, [&](std::unique_ptr<Seq>& s) {
     if (!s->done) return false;
     if (s->cache != nullptr) {
@@ -452,7 +455,6 @@ void Scheduler::release_finished() {
     finished += s->reason != FinishReason::kCancelled && s->reason != FinishReason::kError;
     cancelled += s->reason == FinishReason::kCancelled;
     failed += s->reason == FinishReason::kError;
-    generated += static_cast<uint64_t>(s->generated);
     unreserved += s->kv_reserved;
     return true;
   });
@@ -462,7 +464,6 @@ void Scheduler::release_finished() {
     stats_.finished += finished;
     stats_.cancelled += cancelled;
     stats_.failed += failed;
-    stats_.generated_tokens += generated;
     stats_.kv_reserved_bytes -= unreserved;
     stats_.active = static_cast<int64_t>(active_.size());
     if (active_.empty()) stats_.kv_bytes = 0;

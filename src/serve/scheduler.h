@@ -118,7 +118,8 @@ struct SchedulerOptions {
 
 struct SchedulerStats {
   uint64_t submitted = 0, rejected = 0, finished = 0, cancelled = 0, failed = 0;
-  uint64_t prompt_tokens = 0, cached_tokens = 0, generated_tokens = 0;
+  uint64_t prompt_tokens = 0, cached_tokens = 0;
+  uint64_t generated_tokens = 0;  // sampled so far, by every sequence (live, step by step)
   uint64_t steps = 0, step_rows = 0, step_sequences = 0;  // forward passes and what they held
   double busy_seconds = 0.0;                              // time inside forward passes
   int64_t active = 0, queued = 0;
@@ -180,6 +181,7 @@ class Scheduler {
   std::vector<Seq*> entry_seq_;
   std::vector<int64_t> entry_n_;
   std::vector<std::pair<float, int32_t>> top_scratch_;
+  uint64_t step_tokens_ = 0;  // sampled in this step, added to the stats at its end
   std::thread thread_;
 };
 

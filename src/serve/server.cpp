@@ -244,7 +244,7 @@ std::string Server::metrics_text() const {
   metric("frugal_prompt_tokens_cached_total", "counter",
          "Prompt tokens restored from prefix snapshots instead of prefilled.",
          static_cast<double>(s.cached_tokens));
-  metric("frugal_generation_tokens_total", "counter", "Tokens sampled (finished sequences).",
+  metric("frugal_generation_tokens_total", "counter", "Tokens sampled, counted at each step.",
          static_cast<double>(s.generated_tokens));
   metric("frugal_forward_steps_total", "counter", "Batched forward passes.",
          static_cast<double>(s.steps));
