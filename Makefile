@@ -23,7 +23,7 @@ build: setup
 
 # ctest in a temp folder of its own, failing if a test leaves anything behind (scripts/ctest_clean.sh).
 unit-test: setup-tests build
-	@bash scripts/ctest_clean.sh $(PRESET) -j2
+	@bash scripts/ctest_clean.sh $(PRESET) -j2 --output-on-failure
 
 # Not part of `make test`: the unit suite STRESS_ROUNDS times in a row, STRESS_JOBS processes at a
 # time in random order, stopping at the first failure, so a race between tests shows up here on

@@ -43,7 +43,21 @@ stamp="$js/node_modules/.package-lock.sha256"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/frugal-serve-js.XXXXXX")
 status=0
-trap 'if [ "$status" -eq 0 ]; then rm -rf "$tmp"; else echo "serve_js_test: kept $tmp" >&2; fi' EXIT
+# Removes $tmp; first stops any process still using it (a browser helper outliving the test), and
+# retries, since a process that exits while rm runs can leave a directory "not empty".
+cleanup() {
+  if [ "$status" -ne 0 ]; then
+    echo "serve_js_test: kept $tmp" >&2
+    return
+  fi
+  pkill -KILL -f -- "$tmp" 2>/dev/null || true
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    rm -rf "$tmp" 2>/dev/null && [ ! -e "$tmp" ] && return
+    sleep 0.2
+  done
+  echo "serve_js_test: could not remove $tmp" >&2
+}
+trap cleanup EXIT
 
 cd "$js"
 TMPDIR="$tmp" FRUGAL_BIN="$bin" FRUGAL_MODEL="${FRUGAL_MODEL:-$repo/models/tiny-v4}" \

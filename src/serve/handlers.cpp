@@ -433,11 +433,12 @@ void Server::run(httplib::Response& res, std::shared_ptr<RequestJob> job, std::v
     count(endpoint, 200);
     res.set_chunked_content_provider(
         "application/json",
-        [this, job, done, &tok](size_t, httplib::DataSink& sink) {
+        [this, job, done](size_t, httplib::DataSink& sink) {
+          const tokenizer::Tokenizer& tk = engine_.tokenizer();
           uint64_t seen_here = 0;
           Clock::time_point last_write = Clock::now();
           while (!job->all_done()) {
-            if (absorb(*job, tok, counters_, nullptr)) continue;
+            if (absorb(*job, tk, counters_, nullptr)) continue;
             job->notifier->wait(&seen_here, std::chrono::milliseconds(100));
             if (Clock::now() - last_write > std::chrono::milliseconds(options_.keepalive_ms)) {
               if (!sink.write(" ", 1)) return client_left(*job);
@@ -458,7 +459,8 @@ void Server::run(httplib::Response& res, std::shared_ptr<RequestJob> job, std::v
   count(endpoint, 200);
   res.set_chunked_content_provider(
       "text/event-stream",
-      [this, job, done, &tok](size_t, httplib::DataSink& sink) {
+      [this, job, done](size_t, httplib::DataSink& sink) {
+        const tokenizer::Tokenizer& tk = engine_.tokenizer();
         uint64_t seen = 0;
         Clock::time_point last_write = Clock::now();
         std::string out;
@@ -468,7 +470,7 @@ void Server::run(httplib::Response& res, std::shared_ptr<RequestJob> job, std::v
         };
         while (true) {
           out.clear();
-          const bool any = absorb(*job, tok, counters_, &out);
+          const bool any = absorb(*job, tk, counters_, &out);
           if (!out.empty() && !write(out)) break;
           if (job->all_done()) {
             if (const Job::Choice* f = job->failed()) {

@@ -7,7 +7,7 @@
 // Stop button, checks the thinking toggle, an error shown from the server's error object, and
 // "New chat". On failure a screenshot is written to the test's temp folder and its path printed.
 // Exit status 0 when every step passed, 1 otherwise.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -150,6 +150,26 @@ async function run_steps(page, server) {
   expect(page_errors.length === 0, `uncaught errors in the page: ${page_errors.join('; ')}`);
 }
 
+// Processes whose command line names `dir` (Chromium's, given --user-data-dir): SIGTERM, wait up
+// to 5 s for them to go, then SIGKILL what is left.
+function pids_using(dir) {
+  const out = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(dir)) out.push(Number(name));
+    } catch { /* gone already */ }
+  }
+  return out;
+}
+
+async function stop_processes_using(dir) {
+  const signal = (pids, sig) => pids.forEach((p) => { try { process.kill(p, sig); } catch { /* gone */ } });
+  signal(pids_using(dir), 'SIGTERM');
+  for (let i = 0; i < 50 && pids_using(dir).length > 0; ++i) await new Promise((r) => setTimeout(r, 100));
+  signal(pids_using(dir), 'SIGKILL');
+}
+
 async function main() {
   if (!existsSync(kChromium)) {
     console.error(`FAIL: ${kChromium} is missing. Run scripts/setup.sh (it installs Debian's chromium).`);
@@ -181,8 +201,11 @@ async function main() {
   } finally {
     if (context) await context.close().catch(() => {});
     server.kill();
-    rmSync(profile, { recursive: true, force: true });
-    if (!failed) rmSync(tmp, { recursive: true, force: true });
+    // Chromium's helpers (the crashpad handler, zygotes) may outlive the browser for a moment and
+    // still write into the profile: stop them, then remove with retries (ENOTEMPTY races).
+    await stop_processes_using(profile);
+    rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+    if (!failed) rmSync(tmp, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   }
   if (failed) {
     console.error(`FAIL: ${failed.message}\n${server.tail()}`);
