@@ -66,12 +66,6 @@ Json chat_logprobs_json(const std::optional<std::vector<TokenLogprob>>& lps) {
   return {{"content", std::move(content)}};
 }
 
-int64_t code_points(const std::string& s) {
-  int64_t n = 0;
-  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  return n;
-}
-
 // Completions: {"tokens", "token_logprobs", "top_logprobs": [{token: logprob}], "text_offset"}
 Json completion_logprobs_json(const std::optional<std::vector<TokenLogprob>>& lps, int64_t offset) {
   if (!lps) return nullptr;
@@ -229,15 +223,32 @@ std::string completion_usage_chunk_body(const ResponseMeta& meta, const Usage& u
   return dump(j);
 }
 
+namespace {
+
+Json model_json(const ServedModel& m, int64_t created) {
+  return {{"id", m.id},
+          {"object", "model"},
+          {"created", created},
+          {"owned_by", "frugal"},
+          {"context_length", m.context_length}};
+}
+
+}  // namespace
+
 std::string models_body(const ServedModel& m, int64_t created) {
-  Json model = {{"id", m.id},
-                {"object", "model"},
-                {"created", created},
-                {"owned_by", "frugal"},
-                {"context_length", m.context_length}};
   Json j = {{"object", "list"}, {"data", Json::array()}};
-  j["data"].push_back(std::move(model));
+  j["data"].push_back(model_json(m, created));
   return dump(j);
+}
+
+std::string model_body(const ServedModel& m, int64_t created) {
+  return dump(model_json(m, created));
+}
+
+int64_t code_points(std::string_view s) {
+  int64_t n = 0;
+  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
 }
 
 std::string sse_event(std::string_view json) {

@@ -117,6 +117,11 @@ std::string completion_usage_chunk_body(const ResponseMeta& meta, const Usage& u
 // {"object": "list", "data": [{"id", "object": "model", "created", "owned_by": "frugal",
 //  "context_length"}]} (context_length is an extension, as vLLM's max_model_len)
 std::string models_body(const ServedModel& m, int64_t created);
+// GET /v1/models/ID: the one model object of that list.
+std::string model_body(const ServedModel& m, int64_t created);
+
+// Code points of UTF-8 text, as Python's len() counts them (completions' text_offset).
+int64_t code_points(std::string_view s);
 
 // --- server-sent events ---
 

@@ -59,12 +59,6 @@ const char* finish_name(FinishReason r, bool tool_calls) {
   }
 }
 
-int64_t code_points(std::string_view s) {
-  int64_t n = 0;
-  for (char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  return n;
-}
-
 }  // namespace
 
 // One request in flight: its choices and what has been sent of them.

@@ -42,10 +42,20 @@ bool Notifier::wait(uint64_t* seen, std::chrono::milliseconds timeout) {
 bool SequenceHandle::take(SequenceUpdate* out) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!fresh_) return false;
-  *out = pending_;
+  // The new text, tokens and logits move out (no copy per token); the state stays for the next.
+  out->text = std::move(pending_.text);
+  out->tokens = std::move(pending_.tokens);
+  out->first_logits = std::move(pending_.first_logits);
   pending_.text.clear();
   pending_.tokens.clear();
   pending_.first_logits.clear();
+  out->started = pending_.started;
+  out->finished = pending_.finished;
+  out->reason = pending_.reason;
+  out->error = pending_.error;
+  out->prompt_tokens = pending_.prompt_tokens;
+  out->cached_tokens = pending_.cached_tokens;
+  out->completion_tokens = pending_.completion_tokens;
   fresh_ = false;
   return true;
 }

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "serve/api_response.h"
@@ -144,9 +143,8 @@ void Server::routes() {
                           .code = "model_not_found"},
                          "models");
     }
-    const nlohmann::json list =
-        nlohmann::json::parse(models_body(model_, static_cast<int64_t>(std::time(nullptr))));
-    res.set_content(list["data"][0].dump(), "application/json");
+    res.set_content(model_body(model_, static_cast<int64_t>(std::time(nullptr))),
+                    "application/json");
     count("models", 200);
   });
   h.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
