@@ -13,6 +13,7 @@
 namespace frugal::v4 {
 
 Status Model::check_batch(std::span<const BatchEntry> entries) const {
+  FRUGAL_RETURN_IF_ERROR(check_expert_source());
   const DeepSeekV4Config& c = config();
   if (entries.empty()) return invalid_argument("forward_batch: no sequences");
   int64_t rows = 0, last_rows = 0;
@@ -77,10 +78,10 @@ Status Model::forward_batch(std::span<const BatchEntry> entries) {
     std::copy(b.ids.begin(), b.ids.end(), s.bids + rows);
     rows += n;
   }
-  const Ctx ctx{*kernels_, *weights_, rope_, s, *entries[0].cache, nullptr};
+  const Ctx ctx{*kernels_, *weights_, rope_, s, *entries[0].cache, nullptr, experts_};
   embed_rows(ctx, s.bids, rows);  // s.x [rows, hc, dim]
   for (int32_t blk = 0; blk < static_cast<int32_t>(c.n_layers); ++blk) {
-    block_forward(ctx, blk, s.x, s.bids, segs);
+    FRUGAL_RETURN_IF_ERROR(block_forward(ctx, blk, s.x, s.bids, segs));
   }
   // The head, mirroring ParallelHead.forward: the last rows of the kLast sequences in one matmul
   // (straight into the caller's buffer when there is one), the kAll sequences on their own rows.

@@ -112,7 +112,9 @@ Status check_checkpoint(const TensorTable& table, const format::Checkpoint& chec
       report.add(where(*t) + ": shape " + shape_to_string(t->shape) + ", expected " +
                  shape_to_string(spec.shape));
     if (!dtype_ok || !shape_ok || !options.scan_values) continue;
-    if (spec.value_check == ValueCheck::kE8m0Scale && t->dtype == DType::kF8E8M0)
+    const bool routed = spec.expert != kNoExpert;
+    if (spec.value_check == ValueCheck::kE8m0Scale && t->dtype == DType::kF8E8M0 &&
+        (!routed || options.scan_routed_experts))
       scan_e8m0(*t, report);
     if (spec.value_check == ValueCheck::kExpertIds)
       scan_expert_ids(*t, table.n_routed_experts(), spec.shape.size() == 2 ? spec.shape[1] : 1,

@@ -16,6 +16,9 @@ struct CheckOptions {
   // Scan the bytes of every e8m0 scale and every tid2eid table. For V4-Flash this reads about
   // 8.4 GB of routed-expert scales (5% of the checkpoint); the other scanned tensors are small.
   bool scan_values = true;
+  // With scan_values: whether the routed experts' scales are scanned too (off when they stream:
+  // each expert's codes are checked when it is first read).
+  bool scan_routed_experts = true;
   // Problem lines in the message; the rest are counted.
   size_t max_reported = 50;
 };

@@ -11,6 +11,7 @@
 #include "core/arena.h"
 #include "kernels/kernels.h"
 #include "model/v4/cache.h"
+#include "model/v4/expert_source.h"
 #include "model/v4/rope.h"
 #include "model/v4/weights.h"
 
@@ -66,6 +67,10 @@ struct Scratch {
   float* eg = nullptr;       // [n, moe_inter_dim]
   float* eu = nullptr;       // [n, moe_inter_dim]
   float* eo = nullptr;       // [n, dim]
+  // streamed experts only (ModelWeights::streamed_experts; else nullptr):
+  float* epair = nullptr;    // [n * n_activated_experts, dim] each etok row's expert output
+  int32_t* eused = nullptr;  // [n_routed_experts] the experts the chunk uses, ascending
+  int32_t* ehint = nullptr;  // [n * n_activated_experts] the next block's guessed experts
   float* ee = nullptr;       // [n, dim] MTP: e_proj(enorm(embed(next)))
   float* blogits = nullptr;  // [max_batch, vocab] forward_batch: the last rows' logits
   int32_t* bids = nullptr;   // [n] forward_batch: the token ids of all rows
@@ -77,7 +82,7 @@ struct Scratch {
 
   // Takes the buffers from `arena` (nullptr: only computes the size). Returns the bytes needed.
   uint64_t plan(const DeepSeekV4Config& c, int64_t max_chunk, int64_t max_seq_len,
-                int64_t max_index_tile, int64_t max_batch, Arena* arena);
+                int64_t max_index_tile, int64_t max_batch, bool streamed_experts, Arena* arena);
 };
 
 // Rows [row0, row0 + n) of a pass belong to one sequence: its cache, positions pos0 .. pos0+n-1.
@@ -97,6 +102,7 @@ struct Ctx {
   Scratch& s;
   SequenceCacheView& cache;
   const IndexSelectHook* on_index_select = nullptr;  // optional (tests, diagnostics)
+  ExpertSource* experts = nullptr;  // the routed experts when streamed (else m.experts)
 };
 
 // hyper_connections.cpp — mirrors Block.hc_pre / Block.hc_post / ParallelHead.hc_head.
@@ -118,11 +124,12 @@ void compressor_forward(const Ctx& ctx, int32_t block, CompressorSlot slot,
 void indexer_prepare(const Ctx& ctx, int32_t block, const float* x, const float* qr, int64_t pos0,
                      int64_t n);
 int32_t indexer_select(const Ctx& ctx, int32_t block, int64_t i, int64_t t, int32_t* out);
-// moe.cpp — mirrors MoE.forward (Gate + routed experts + shared expert).
-void moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids, int64_t n,
+// moe.cpp — mirrors MoE.forward (Gate + routed experts + shared expert). Fails only when a
+// streamed expert cannot be read.
+Status moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids, int64_t n,
                  float* out);
 // model.cpp — mirrors Block.forward on the streams x [rows, hc, dim] of `segs`.
-void block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids,
+Status block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids,
                    std::span<const Segment> segs);
 // model.cpp — the embedding of n tokens repeated over the hc streams into s.x [n, hc, dim].
 void embed_rows(const Ctx& ctx, const int32_t* ids, int64_t n);
@@ -132,7 +139,7 @@ void head_rows(const Ctx& ctx, const HcWeights& hcw, const float* norm, const fl
                int64_t row0, int64_t n, float* out);
 // mtp.cpp — mirrors MTPBlock.forward up to the head: main streams x_main [n, hc, dim] (clobbered)
 // and the next ids -> the MTP block's output streams in s.x_mtp [n, hc, dim].
-void mtp_forward(const Ctx& ctx, int32_t block, float* x_main, const int32_t* next_ids,
+Status mtp_forward(const Ctx& ctx, int32_t block, float* x_main, const int32_t* next_ids,
                  int64_t pos0, int64_t n);
 
 }  // namespace frugal::v4

@@ -33,7 +33,8 @@ class Carver {
 }  // namespace
 
 uint64_t Scratch::plan(const DeepSeekV4Config& c, int64_t chunk, int64_t seq_len,
-                       int64_t max_index_tile, int64_t max_batch, Arena* arena) {
+                       int64_t max_index_tile, int64_t max_batch, bool streamed_experts,
+                       Arena* arena) {
   max_chunk = chunk;
   max_seq_len = seq_len;
   int64_t max_ratio = 4;
@@ -90,6 +91,11 @@ uint64_t Scratch::plan(const DeepSeekV4Config& c, int64_t chunk, int64_t seq_len
   cv.take(eg, n * c.moe_inter_dim);
   cv.take(eu, n * c.moe_inter_dim);
   cv.take(eo, n * d);
+  if (streamed_experts) {
+    cv.take(epair, n * c.n_activated_experts * d);
+    cv.take(eused, c.n_routed_experts);
+    cv.take(ehint, n * c.n_activated_experts);
+  }
   cv.take(ee, n * d);
   cv.take(blogits, max_batch > 1 ? max_batch * c.vocab_size : 0);
   cv.take(bids, n);
@@ -114,10 +120,11 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelWeights> weigh
   for (int64_t b = 0; b < c.n_blocks(); ++b) {
     m->rope_.emplace_back(c.rope_head_dim, c.rope_params(b));
   }
+  const bool streamed = weights->streamed_experts;
   const uint64_t bytes = m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, options.index_tile,
-                                          m->max_batch_, nullptr);
+                                          m->max_batch_, streamed, nullptr);
   FRUGAL_ASSIGN_OR_RETURN(m->arena_, Arena::create(bytes, &m->scratch_stats_));
-  m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, options.index_tile, m->max_batch_,
+  m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, options.index_tile, m->max_batch_, streamed,
                    &m->arena_);
   FRUGAL_RETURN_IF_ERROR(m->arena_.status());  // a sizing bug if it fires
   std::iota(m->scratch_.kidx, m->scratch_.kidx + m->scratch_.max_candidates, 0);
@@ -135,7 +142,17 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const kernels
   return create(std::move(w), kernels, options);
 }
 
+Status Model::check_expert_source() const {
+  if (weights_->streamed_experts && experts_ == nullptr) {
+    return invalid_argument(
+        "the routed experts were loaded to stream (LoadOptions::stream_experts) but no expert "
+        "source is set (Model::set_expert_source)");
+  }
+  return ok_status();
+}
+
 Status Model::check_request(const SequenceCacheView& cache, const ForwardRequest& r) const {
+  FRUGAL_RETURN_IF_ERROR(check_expert_source());
   const DeepSeekV4Config& c = config();
   const int64_t n = static_cast<int64_t>(r.ids.size());
   if (n == 0) return invalid_argument("forward: no tokens");
@@ -193,6 +210,7 @@ Status Model::check_request(const SequenceCacheView& cache, const ForwardRequest
 }
 
 Status Model::check_mtp_request(const SequenceCacheView& cache, const MtpRequest& r) const {
+  FRUGAL_RETURN_IF_ERROR(check_expert_source());
   const DeepSeekV4Config& c = config();
   const int64_t n = static_cast<int64_t>(r.next_ids.size());
   if (c.n_mtp_layers < 1) return invalid_argument("forward_mtp: the model has no MTP block");
@@ -226,8 +244,8 @@ Status Model::check_mtp_request(const SequenceCacheView& cache, const MtpRequest
 }
 
 // mirrors Block.forward
-void block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids,
-                   std::span<const Segment> segs) {
+Status block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids,
+                     std::span<const Segment> segs) {
   const int64_t n = segs.back().row0 + segs.back().n;  // rows of every sequence
   const DeepSeekV4Config& c = ctx.w.config;
   const BlockWeights& bw = ctx.w.blocks[static_cast<size_t>(block)];
@@ -239,8 +257,9 @@ void block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids,
   hc_post(ctx, x, s.y, n);                                // [n, hc, dim]
   hc_pre(ctx, bw.hc_ffn, x, n, s.h);                      // [n, dim]
   ctx.k.rms_norm(s.h, bw.ffn_norm, n, c.dim, eps, s.h);   // ffn_norm
-  moe_forward(ctx, block, s.h, ids, n, s.y);              // [n, dim]
-  hc_post(ctx, x, s.y, n);                                // [n, hc, dim]
+  FRUGAL_RETURN_IF_ERROR(moe_forward(ctx, block, s.h, ids, n, s.y));  // [n, dim]
+  hc_post(ctx, x, s.y, n);                                            // [n, hc, dim]
+  return ok_status();
 }
 
 // h = embed(ids); h.unsqueeze(2).repeat(1, 1, hc_mult, 1): s.x [n, hc, dim] (uses s.h).
@@ -281,10 +300,11 @@ void copy_rows_out(LogitsMode mode, const float* rows, int64_t first, int64_t n,
 
 }  // namespace
 
-void Model::run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t first, int64_t n) {
+Status Model::run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t first,
+                        int64_t n) {
   const DeepSeekV4Config& c = config();
   Scratch& s = scratch_;
-  const Ctx ctx{*kernels_, *weights_, rope_, s, cache, r.on_index_select};
+  const Ctx ctx{*kernels_, *weights_, rope_, s, cache, r.on_index_select, experts_};
   const int64_t pos0 = cache.length();
   const int64_t hd = c.hc_dim();
   const int32_t* ids = r.ids.data() + first;
@@ -293,7 +313,7 @@ void Model::run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t
   embed_rows(ctx, ids, n);  // s.x [n, hc, dim]
   const Segment seg[1] = {{.cache = &cache, .row0 = 0, .n = n, .pos0 = pos0}};
   for (int32_t b = 0; b < static_cast<int32_t>(c.n_layers); ++b) {
-    block_forward(ctx, b, s.x, ids, seg);
+    FRUGAL_RETURN_IF_ERROR(block_forward(ctx, b, s.x, ids, seg));
   }
 
   // The head on all rows of this chunk (kAll) or the sequence's last row (kLast).
@@ -309,12 +329,14 @@ void Model::run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t
   cache.set_length(pos0 + n);
   // The MTP block on the rows whose next token is known (all, or all but the request's last).
   const int64_t mtp_n = std::min<int64_t>(n, static_cast<int64_t>(r.mtp_next_ids.size()) - first);
-  if (mtp_n <= 0) return;
+  if (mtp_n <= 0) return ok_status();
   const int32_t mtp_block = static_cast<int32_t>(c.n_layers);
-  mtp_forward(ctx, mtp_block, s.x, r.mtp_next_ids.data() + first, pos0, mtp_n);  // -> s.x_mtp
+  FRUGAL_RETURN_IF_ERROR(
+      mtp_forward(ctx, mtp_block, s.x, r.mtp_next_ids.data() + first, pos0, mtp_n));  // s.x_mtp
   const MtpWeights& m = weights_->blocks[static_cast<size_t>(mtp_block)].mtp;
   head(m.hc_head, m.norm, s.x_mtp, r.mtp_logits_mode, r.mtp_logits);
   cache.set_mtp_length(pos0 + mtp_n);
+  return ok_status();
 }
 
 Status Model::forward_mtp(SequenceCacheView& cache, const MtpRequest& r) {
@@ -325,10 +347,10 @@ Status Model::forward_mtp(SequenceCacheView& cache, const MtpRequest& r) {
   const int64_t pos0 = cache.mtp_length();
   FRUGAL_RETURN_IF_ERROR(cache.reserve(pos0 + n));  // the only allocation point
   Scratch& s = scratch_;
-  const Ctx ctx{*kernels_, *weights_, rope_, s, cache, nullptr};
+  const Ctx ctx{*kernels_, *weights_, rope_, s, cache, nullptr, experts_};
   std::memcpy(s.x, r.hidden.data(), n * hd * sizeof(float));  // mtp_forward clobbers its input
   const int32_t mtp_block = static_cast<int32_t>(c.n_layers);
-  mtp_forward(ctx, mtp_block, s.x, r.next_ids.data(), pos0, n);  // -> s.x_mtp [n, hc, dim]
+  FRUGAL_RETURN_IF_ERROR(mtp_forward(ctx, mtp_block, s.x, r.next_ids.data(), pos0, n));
   const MtpWeights& m = weights_->blocks[static_cast<size_t>(mtp_block)].mtp;
   if (r.logits_mode != LogitsMode::kNone) {
     head_rows(ctx, m.hc_head, m.norm, s.x_mtp, r.logits_mode == LogitsMode::kAll ? 0 : n - 1, n,
@@ -346,7 +368,7 @@ Status Model::forward(SequenceCacheView& cache, const ForwardRequest& request) {
   const int64_t total = static_cast<int64_t>(request.ids.size());
   FRUGAL_RETURN_IF_ERROR(cache.reserve(cache.length() + total));  // the only allocation point
   for (int64_t first = 0; first < total; first += max_chunk_) {
-    run_chunk(cache, request, first, std::min(max_chunk_, total - first));
+    FRUGAL_RETURN_IF_ERROR(run_chunk(cache, request, first, std::min(max_chunk_, total - first)));
   }
   return ok_status();
 }

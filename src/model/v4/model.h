@@ -100,6 +100,9 @@ class Model {
   uint64_t scratch_bytes() const { return arena_.capacity(); }
 
   // Runs the tokens of `request` through the model, appending them to `cache`.
+  // A failure mid-pass (a streamed expert that cannot be read) leaves the cache's length as it
+  // was, but positions at and past it may have overwritten ring slots and compressor rows: a
+  // caller that keeps the sequence rolls it back (engine::guarded_forward).
   Status forward(SequenceCacheView& cache, const ForwardRequest& request);
   // Several sequences in one pass: each weight is read once for the tokens of all of them (the
   // projections, the shared and routed experts, grouped across sequences as within a chunk, the
@@ -111,15 +114,22 @@ class Model {
   Status forward_mtp(SequenceCacheView& cache, const MtpRequest& request);
   int64_t max_chunk() const { return max_chunk_; }
 
+  // The routed experts' source when they stream (weights().streamed_experts; required then,
+  // before the first forward; owned by the caller, outliving the model's use of it).
+  void set_expert_source(ExpertSource* source) { experts_ = source; }
+  ExpertSource* expert_source() const { return experts_; }
+
  private:
   Model() = default;
   Status check_request(const SequenceCacheView& cache, const ForwardRequest& r) const;
-  void run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t first, int64_t n);
+  Status run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t first, int64_t n);
   Status check_mtp_request(const SequenceCacheView& cache, const MtpRequest& r) const;
   Status check_batch(std::span<const BatchEntry> entries) const;
+  Status check_expert_source() const;
 
   const kernels::Kernels* kernels_ = nullptr;
   std::unique_ptr<ModelWeights> weights_;
+  ExpertSource* experts_ = nullptr;
   std::vector<RopeTable> rope_;  // per block
   int64_t max_chunk_ = 0;
   int64_t max_batch_ = 1;

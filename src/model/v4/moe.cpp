@@ -18,17 +18,10 @@ namespace {
 
 namespace v4ref = kernels::v4ref;
 
-// mirrors Gate.forward for token i, from its scores s.gate[i]: s.esel[i] [topk] expert ids and
-// s.eweight[i] [topk] routing weights.
-void route(const Ctx& ctx, int32_t block, int64_t i, int32_t token) {
+// Gate.forward's score function on one token's router outputs, in place.
+void score(const Ctx& ctx, float* gate) {
   const DeepSeekV4Config& c = ctx.w.config;
-  const MoeWeights& m = ctx.w.blocks[static_cast<size_t>(block)].ffn;
-  Scratch& s = ctx.s;
   const int32_t n_exp = static_cast<int32_t>(c.n_routed_experts);
-  const int32_t topk = static_cast<int32_t>(c.n_activated_experts);
-  float* gate = s.gate + i * n_exp;
-  int32_t* esel = s.esel + i * topk;
-  float* weights = s.eweight + i * topk;
   switch (c.score_func) {
     case ScoreFunc::kSoftmax:
       ctx.k.softmax(gate, 1, n_exp);
@@ -40,12 +33,36 @@ void route(const Ctx& ctx, int32_t block, int64_t i, int32_t token) {
       for (int32_t e = 0; e < n_exp; ++e) gate[e] = std::sqrt(v4ref::softplus(gate[e]));
       break;
   }
+}
+
+// The experts `m` routes one token to: tid2eid by token id (hash layers), else the top-k of
+// scores + bias (gate: the scored router outputs of the token).
+void select(const Ctx& ctx, const MoeWeights& m, const float* gate, int32_t token, int32_t* esel) {
+  const DeepSeekV4Config& c = ctx.w.config;
+  const int32_t n_exp = static_cast<int32_t>(c.n_routed_experts);
+  const int32_t topk = static_cast<int32_t>(c.n_activated_experts);
+  Scratch& s = ctx.s;
   if (m.tid2eid != nullptr) {  // hash layer: indices = tid2eid[input_ids]
     std::copy_n(m.tid2eid + static_cast<int64_t>(token) * topk, topk, esel);
   } else {  // scores + bias select; the bias never enters the weights
     for (int32_t e = 0; e < n_exp; ++e) s.biased[e] = gate[e] + m.bias[e];
     ctx.k.top_k(s.biased, n_exp, topk, esel, nullptr);
   }
+}
+
+// mirrors Gate.forward for token i, from its router outputs s.gate[i]: s.esel[i] [topk] expert
+// ids and s.eweight[i] [topk] routing weights.
+void route(const Ctx& ctx, int32_t block, int64_t i, int32_t token) {
+  const DeepSeekV4Config& c = ctx.w.config;
+  const MoeWeights& m = ctx.w.blocks[static_cast<size_t>(block)].ffn;
+  Scratch& s = ctx.s;
+  const int32_t n_exp = static_cast<int32_t>(c.n_routed_experts);
+  const int32_t topk = static_cast<int32_t>(c.n_activated_experts);
+  float* gate = s.gate + i * n_exp;
+  int32_t* esel = s.esel + i * topk;
+  float* weights = s.eweight + i * topk;
+  score(ctx, gate);
+  select(ctx, m, gate, token, esel);
   float sum = 0.0f;
   for (int32_t j = 0; j < topk; ++j) sum += weights[j] = gate[esel[j]];
   const bool renorm = c.score_func != ScoreFunc::kSoftmax;  // weights /= weights.sum()
@@ -71,11 +88,31 @@ void expert(const Ctx& ctx, const ExpertWeights& e, const float* x, int64_t m, f
   ctx.k.matmul(e.w2, m, s.eg, eo);  // [m, dim]
 }
 
+// Guesses the experts the next main block will route the n tokens to and hands them to the
+// source as a prefetch hint: exact from tid2eid for a hash layer, else the next router applied to
+// this layer's FFN input x [n, dim] (the next layer's own input is a few residual additions away;
+// BENCHMARKS.md has how often the guess is right). Uses s.gate, free once this layer is routed.
+void hint_next(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids, int64_t n) {
+  const DeepSeekV4Config& c = ctx.w.config;
+  if (block + 1 >= c.n_layers) return;
+  const MoeWeights& next = ctx.w.blocks[static_cast<size_t>(block + 1)].ffn;
+  Scratch& s = ctx.s;
+  const int64_t n_exp = c.n_routed_experts;
+  const int64_t topk = c.n_activated_experts;
+  if (next.tid2eid == nullptr) ctx.k.matmul(next.gate, n, x, s.gate);  // [n, E]
+  for (int64_t i = 0; i < n; ++i) {
+    float* gate = s.gate + i * n_exp;
+    if (next.tid2eid == nullptr) score(ctx, gate);
+    select(ctx, next, gate, ids[i], s.ehint + i * topk);
+  }
+  ctx.experts->hint(block + 1, {s.ehint, static_cast<size_t>(n * topk)});
+}
+
 }  // namespace
 
 // mirrors MoE.forward: x [n, dim] (ffn_norm output), ids [n] -> out [n, dim].
-void moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids, int64_t n,
-                 float* out) {
+Status moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids, int64_t n,
+                   float* out) {
   const DeepSeekV4Config& c = ctx.w.config;
   const MoeWeights& m = ctx.w.blocks[static_cast<size_t>(block)].ffn;
   Scratch& s = ctx.s;
@@ -101,23 +138,53 @@ void moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t* i
   for (int32_t e = n_exp; e > 0; --e) s.eoff[e] = s.eoff[e - 1];  // ends -> starts
   s.eoff[0] = 0;
 
-  std::fill(out, out + n * dim, 0.0f);
+  // Expert e on its tokens' rows of x -> its output rows at dst [cnt, dim].
   const float limit = static_cast<float>(c.swiglu_limit);
-  for (int32_t e = 0; e < n_exp; ++e) {
+  auto run_expert = [&](const ExpertWeights& w, int32_t e, float* dst) {
     const int32_t b = s.eoff[e], cnt = s.eoff[e + 1] - b;
-    if (cnt == 0) continue;
     for (int32_t r = 0; r < cnt; ++r) {
       std::copy_n(x + static_cast<int64_t>(s.etok[b + r]) * dim, dim, s.xg + r * dim);
     }
-    expert(ctx, m.experts[static_cast<size_t>(e)], s.xg, cnt, limit, s.ewt + b, s.eo);
+    expert(ctx, w, s.xg, cnt, limit, s.ewt + b, dst);
+  };
+  // out[t] += the rows of expert e (in ascending e: the reference's order).
+  auto accumulate = [&](int32_t e, const float* rows) {
+    const int32_t b = s.eoff[e], cnt = s.eoff[e + 1] - b;
     for (int32_t r = 0; r < cnt; ++r) {
       float* y = out + static_cast<int64_t>(s.etok[b + r]) * dim;
-      const float* v = s.eo + r * dim;
+      const float* v = rows + static_cast<int64_t>(r) * dim;
       for (int64_t d = 0; d < dim; ++d) y[d] += v[d];
+    }
+  };
+
+  std::fill(out, out + n * dim, 0.0f);
+  if (ctx.experts == nullptr) {  // every expert resident: compute and add in ascending id
+    for (int32_t e = 0; e < n_exp; ++e) {
+      if (s.eoff[e + 1] == s.eoff[e]) continue;
+      run_expert(m.experts[static_cast<size_t>(e)], e, s.eo);
+      accumulate(e, s.eo);
+    }
+  } else {  // streamed: computed in the order they arrive, each into its own rows of s.epair
+    int32_t used = 0;
+    for (int32_t e = 0; e < n_exp; ++e) {
+      if (s.eoff[e + 1] > s.eoff[e]) s.eused[used++] = e;
+    }
+    FRUGAL_RETURN_IF_ERROR(ctx.experts->begin_layer(block, {s.eused, static_cast<size_t>(used)}));
+    if (ctx.experts->wants_hints()) hint_next(ctx, block, x, ids, n);
+    for (;;) {
+      const ExpertWeights* w = nullptr;
+      FRUGAL_ASSIGN_OR_RETURN(const int32_t e, ctx.experts->next(&w));
+      if (e < 0) break;
+      run_expert(*w, e, s.epair + static_cast<int64_t>(s.eoff[e]) * dim);
+    }
+    for (int32_t i = 0; i < used; ++i) {
+      const int32_t e = s.eused[i];
+      accumulate(e, s.epair + static_cast<int64_t>(s.eoff[e]) * dim);
     }
   }
   expert(ctx, m.shared, x, n, m.shared_swiglu_limit, nullptr, s.eo);  // shared_experts(x)
   for (int64_t p = 0; p < n * dim; ++p) out[p] += s.eo[p];
+  return ok_status();
 }
 
 }  // namespace frugal::v4

@@ -7,8 +7,8 @@
 namespace frugal::v4 {
 
 // mirrors MTPBlock.forward: x = e_proj(enorm(embed(next))) + h_proj(hnorm(x_main)), then Block.
-void mtp_forward(const Ctx& ctx, int32_t block, float* x_main, const int32_t* next_ids,
-                 int64_t pos0, int64_t n) {
+Status mtp_forward(const Ctx& ctx, int32_t block, float* x_main, const int32_t* next_ids,
+                   int64_t pos0, int64_t n) {
   const DeepSeekV4Config& c = ctx.w.config;
   const MtpWeights& m = ctx.w.blocks[static_cast<size_t>(block)].mtp;
   Scratch& s = ctx.s;
@@ -29,7 +29,7 @@ void mtp_forward(const Ctx& ctx, int32_t block, float* x_main, const int32_t* ne
     }
   }
   const Segment seg[1] = {{.cache = &ctx.cache, .row0 = 0, .n = n, .pos0 = pos0}};
-  block_forward(ctx, block, s.x_mtp, next_ids, seg);  // super().forward(x, start_pos, ids)
+  return block_forward(ctx, block, s.x_mtp, next_ids, seg);  // super().forward(x, start_pos, ids)
 }
 
 }  // namespace frugal::v4

@@ -40,41 +40,54 @@ class Binder {
     return t;
   }
 
-  Result<WeightView> linear(TensorKind kind, int32_t block, int32_t expert = -1) {
+  // The view format and column count of a linear weight tensor, and its scale tensor (FP8 and
+  // MXFP4) checked to be e8m0; reads no tensor bytes.
+  Result<TensorRef> locate(TensorKind kind, int32_t block, int32_t expert = -1) {
     FRUGAL_ASSIGN_OR_RETURN(const format::TensorInfo* t, info(kind, block, expert));
-    const int64_t rows = t->shape[0];
-    int64_t cols = t->shape[1];
-    const void* data = t->data.data();
-    WeightFormat f = WeightFormat::kF32;
+    TensorRef r;
+    r.weight = t;
+    r.rows = t->shape[0];
+    r.cols = t->shape[1];
     switch (t->dtype) {
       case DType::kF32:
-        f = WeightFormat::kF32;
+        r.format = WeightFormat::kF32;
         break;
       case DType::kBF16:
-        f = WeightFormat::kBF16;
+        r.format = WeightFormat::kBF16;
         break;
       case DType::kF8E4M3:
-        f = WeightFormat::kFP8Block;
+        r.format = WeightFormat::kFP8Block;
         break;
       case DType::kI8:  // packed e2m1, declared I8 [out, in/2]
-        f = WeightFormat::kMXFP4;
-        cols = 2 * t->shape[1];
+        r.format = WeightFormat::kMXFP4;
+        r.cols = 2 * t->shape[1];
         break;
       default:
         return unsupported(*t->file + ": tensor '" + t->name + "' has dtype " +
                            std::string(dtype_name(t->dtype)) + ", not a linear weight dtype");
     }
-    const uint8_t* scales = nullptr;
-    uint64_t scale_bytes = 0;
-    if (f == WeightFormat::kFP8Block || f == WeightFormat::kMXFP4) {
-      FRUGAL_ASSIGN_OR_RETURN(const format::TensorInfo* s, info(scale_of(kind), block, expert));
-      if (s->dtype != DType::kF8E8M0) {
-        return unsupported(*s->file + ": tensor '" + s->name + "' has dtype " +
-                           std::string(dtype_name(s->dtype)) +
+    if (r.format == WeightFormat::kFP8Block || r.format == WeightFormat::kMXFP4) {
+      FRUGAL_ASSIGN_OR_RETURN(r.scale, info(scale_of(kind), block, expert));
+      if (r.scale->dtype != DType::kF8E8M0) {
+        return unsupported(*r.scale->file + ": tensor '" + r.scale->name + "' has dtype " +
+                           std::string(dtype_name(r.scale->dtype)) +
                            "; only e8m0 block scales are supported by the kernels");
       }
-      scales = reinterpret_cast<const uint8_t*>(s->data.data());
-      scale_bytes = s->size;
+    }
+    return r;
+  }
+
+  Result<WeightView> linear(TensorKind kind, int32_t block, int32_t expert = -1) {
+    FRUGAL_ASSIGN_OR_RETURN(const TensorRef r, locate(kind, block, expert));
+    const format::TensorInfo* t = r.weight;
+    const WeightFormat f = r.format;
+    const int64_t rows = r.rows, cols = r.cols;
+    const void* data = t->data.data();
+    const uint8_t* scales = nullptr;
+    uint64_t scale_bytes = 0;
+    if (r.scale != nullptr) {
+      scales = reinterpret_cast<const uint8_t*>(r.scale->data.data());
+      scale_bytes = r.scale->size;
     } else if (!is_aligned(data, f == WeightFormat::kF32 ? 4 : 2)) {
       FRUGAL_ASSIGN_OR_RETURN(float* copy, own_floats((t->size + 3) / 4));
       std::memcpy(copy, data, t->size);
@@ -252,6 +265,14 @@ Status bind_attention(Binder& b, const DeepSeekV4Config& cfg, int32_t block, Att
   return bind_compressor(b, block, true, 4, cfg.index_head_dim, a.indexer.compressor);
 }
 
+// A streamed routed expert: located only (its bytes are read and checked when first needed).
+Status locate_expert(Binder& b, int32_t block, int32_t e, ExpertLocation& x) {
+  FRUGAL_ASSIGN_OR_RETURN(x.w1, b.locate(TensorKind::kExpertW1, block, e));
+  FRUGAL_ASSIGN_OR_RETURN(x.w2, b.locate(TensorKind::kExpertW2, block, e));
+  FRUGAL_ASSIGN_OR_RETURN(x.w3, b.locate(TensorKind::kExpertW3, block, e));
+  return ok_status();
+}
+
 Status bind_expert(Binder& b, int32_t block, int32_t e, bool shared, ExpertWeights& x) {
   const TensorKind k1 = shared ? TensorKind::kSharedW1 : TensorKind::kExpertW1;
   const TensorKind k2 = shared ? TensorKind::kSharedW2 : TensorKind::kExpertW2;
@@ -272,8 +293,11 @@ Status bind_moe(Binder& b, const DeepSeekV4Config& cfg, const LoadOptions& opt, 
     FRUGAL_ASSIGN_OR_RETURN(m.bias, b.f32(TensorKind::kGateBias, block));
   }
   m.experts.resize(static_cast<size_t>(cfg.n_routed_experts));
+  if (opt.stream_experts) m.locations.resize(m.experts.size());
   for (int32_t e = 0; e < static_cast<int32_t>(cfg.n_routed_experts); ++e) {
-    FRUGAL_RETURN_IF_ERROR(bind_expert(b, block, e, false, m.experts[static_cast<size_t>(e)]));
+    const size_t i = static_cast<size_t>(e);
+    FRUGAL_RETURN_IF_ERROR(opt.stream_experts ? locate_expert(b, block, e, m.locations[i])
+                                              : bind_expert(b, block, e, false, m.experts[i]));
   }
   FRUGAL_RETURN_IF_ERROR(bind_expert(b, block, -1, true, m.shared));
   m.shared_swiglu_limit = opt.shared_expert_clamp == SharedExpertClamp::kClamped
@@ -350,10 +374,17 @@ Result<std::unique_ptr<ModelWeights>> load_weights(const std::string& dir,
   const TensorTable table(w->config);
   CheckOptions check;
   check.scan_values = options.scan_values;
+  check.scan_routed_experts = !options.stream_experts;
+  w->streamed_experts = options.stream_experts;
   FRUGAL_RETURN_IF_ERROR(check_checkpoint(table, w->checkpoint, check));
 
-  Binder b(table, *w, options.placement,
-           w->checkpoint.total_bytes() + 64 * static_cast<uint64_t>(w->checkpoint.size()));
+  uint64_t copy_budget = w->checkpoint.total_bytes() + 64 * static_cast<uint64_t>(w->checkpoint.size());
+  if (options.stream_experts) {  // the routed experts are not copied
+    for (const TensorSpec& spec : table.entries()) {
+      if (spec.expert != kNoExpert) copy_budget -= std::min(copy_budget, spec.bytes());
+    }
+  }
+  Binder b(table, *w, options.placement, copy_budget);
   const DeepSeekV4Config& cfg = w->config;
   FRUGAL_ASSIGN_OR_RETURN(w->embed, b.linear(TensorKind::kEmbed, kNoBlock));
   FRUGAL_ASSIGN_OR_RETURN(w->head, b.linear(TensorKind::kHead, kNoBlock));

@@ -43,6 +43,11 @@ struct LoadOptions {
   WeightPlacement placement = WeightPlacement::kMapped;
   // Scan e8m0 scale bytes and tid2eid ids (check_checkpoint); reads ~5% of a real checkpoint.
   bool scan_values = true;
+  // The routed experts are read from the files on demand (the memory budget: an ExpertSource
+  // handed to the Model): their tensors are checked by dtype and shape and located
+  // (MoeWeights::locations), but neither mapped into views nor scanned: their codes are checked
+  // when an expert is first read. Everything else is placed as `placement` says.
+  bool stream_experts = false;
 };
 
 // mirrors Block.hc_{attn,ffn}_{fn,base,scale} and the hc_head_* of Transformer / MTPBlock.
@@ -90,12 +95,25 @@ struct ExpertWeights {
   WeightView w1, w2, w3;  // [inter, dim], [dim, inter], [inter, dim]
 };
 
+// Where one linear weight of a streamed expert lies in the checkpoint (file, offset, size in
+// the TensorInfos) and the view it makes once its bytes are in memory.
+struct TensorRef {
+  const format::TensorInfo* weight = nullptr;
+  const format::TensorInfo* scale = nullptr;  // FP8 / MXFP4 block scales; nullptr otherwise
+  quant::WeightFormat format = quant::WeightFormat::kF32;
+  int64_t rows = 0, cols = 0;
+};
+struct ExpertLocation {
+  TensorRef w1, w2, w3;
+};
+
 // mirrors Gate + MoE.
 struct MoeWeights {
   WeightView gate;                     // [n_routed_experts, dim] bf16
   const float* bias = nullptr;         // [n_routed_experts], non-hash blocks
   const int32_t* tid2eid = nullptr;    // [vocab, n_activated_experts], hash blocks (checked ids)
-  std::vector<ExpertWeights> experts;  // [n_routed_experts]
+  std::vector<ExpertWeights> experts;  // [n_routed_experts]; empty views when streamed
+  std::vector<ExpertLocation> locations;  // [n_routed_experts] when streamed, else empty
   ExpertWeights shared;
   float shared_swiglu_limit = 0.0f;  // 0 = unclamped
 };
@@ -125,6 +143,7 @@ struct ModelWeights {
   const float* norm = nullptr;
   HcWeights hc_head;
   std::vector<BlockWeights> blocks;  // n_layers main blocks, then the MTP blocks
+  bool streamed_experts = false;     // LoadOptions::stream_experts: routed experts not bound
 
   format::Checkpoint checkpoint;  // owns the mapped files the views point into
   MemoryStats owned_stats;        // bytes copied at load (bf16 -> f32 vectors, tid2eid, ...)
