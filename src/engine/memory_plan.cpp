@@ -23,8 +23,20 @@ uint64_t paged_bytes(int64_t n, uint64_t entry_bytes, int64_t page_entries) {
   return pages * round_up(entry_bytes * static_cast<uint64_t>(page_entries), 64);
 }
 
-// The group a tensor's bytes are reported under (frugal mem).
-const char* kind_group(const v4::TensorSpec& s, int64_t n_layers) {
+bool is_routed_expert(TensorKind k) {
+  return k == TensorKind::kExpertW1 || k == TensorKind::kExpertW1Scale ||
+         k == TensorKind::kExpertW2 || k == TensorKind::kExpertW2Scale ||
+         k == TensorKind::kExpertW3 || k == TensorKind::kExpertW3Scale;
+}
+
+uint64_t fixed_state(const v4::DeepSeekV4Config& c, kv::CacheFormat f) {
+  const KvBytes window = kv_bytes_at(c, f, c.window_size);
+  return window.window + window.compressor_state;
+}
+
+}  // namespace
+
+const char* weight_group(const v4::TensorSpec& s, int64_t n_layers) {
   if (s.block != v4::kNoBlock && s.block >= n_layers) return "mtp";
   switch (s.kind) {
     case TensorKind::kEmbed:
@@ -81,19 +93,6 @@ const char* kind_group(const v4::TensorSpec& s, int64_t n_layers) {
   }
 }
 
-bool is_routed_expert(TensorKind k) {
-  return k == TensorKind::kExpertW1 || k == TensorKind::kExpertW1Scale ||
-         k == TensorKind::kExpertW2 || k == TensorKind::kExpertW2Scale ||
-         k == TensorKind::kExpertW3 || k == TensorKind::kExpertW3Scale;
-}
-
-uint64_t fixed_state(const v4::DeepSeekV4Config& c, kv::CacheFormat f) {
-  const KvBytes window = kv_bytes_at(c, f, c.window_size);
-  return window.window + window.compressor_state;
-}
-
-}  // namespace
-
 double kv_bytes_per_token(const v4::DeepSeekV4Config& c, kv::CacheFormat format) {
   const double entry =
       static_cast<double>(kv::EntryCodec(format, c.head_dim, c.rope_head_dim).bytes());
@@ -142,7 +141,7 @@ MemoryPlan plan_memory(const v4::DeepSeekV4Config& c, int64_t ctx) {
     const uint64_t b = s.bytes();
     p.weights_bytes += b;
     p.weights_by_dtype[std::string(dtype_name(s.dtype))] += b;
-    p.weights_by_kind[kind_group(s, c.n_layers)] += b;
+    p.weights_by_kind[weight_group(s, c.n_layers)] += b;
   }
   p.kv_bytes_per_token_fp8 = kv_bytes_per_token(c, kv::CacheFormat::kFp8);
   p.kv_bytes_per_token_bf16 = kv_bytes_per_token(c, kv::CacheFormat::kBf16);

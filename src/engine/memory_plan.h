@@ -23,6 +23,7 @@
 
 #include "kv/v4_entry.h"
 #include "model/v4/config.h"
+#include "model/v4/tensor_table.h"
 
 namespace frugal::engine {
 
@@ -63,6 +64,10 @@ struct MemoryPlan {
   uint64_t decode_bytes_per_token = 0;  // decode_weight_bytes_per_token
   SpecCostModel spec;                   // spec_cost_by_bytes(k = 2)
 };
+
+// The group frugal mem reports a tensor's bytes under (MemoryPlan::weights_by_kind): "mtp" for
+// every tensor of an MTP block, else "routed_experts", "shared_experts", "attention", ...
+const char* weight_group(const v4::TensorSpec& s, int64_t n_layers);
 
 // Bytes per token of the main layers' growing cache parts.
 double kv_bytes_per_token(const v4::DeepSeekV4Config& c, kv::CacheFormat format);
