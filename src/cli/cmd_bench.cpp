@@ -32,10 +32,13 @@
 #include <vector>
 
 #include "cli/bench_spec.h"
+#include "cli/bench_stream.h"
+#include "cli/budget_flags.h"
 #include "cli/command.h"
 #include "cli/gen_options.h"
 #include "engine/engine.h"
 #include "engine/memory_plan.h"
+#include "engine/disk_probe.h"
 #include "engine/probes.h"
 #include "quant/weight.h"
 
@@ -57,7 +60,12 @@ struct BenchOptions {
   bool no_kernels = false;
   std::string spec = "off";
   int64_t batch = 1;
+  BudgetFlags budget;
 };
+
+// The RAM probe's buffer under a memory budget (MiB): inside the budget's overhead, and still
+// larger than the last-level caches of the machines this runs on.
+constexpr uint64_t kStreamProbeMib = 128;
 
 using Clock = std::chrono::steady_clock;
 
@@ -70,6 +78,7 @@ struct Timings {
   double read_gbps = 0;
   double roofline_fraction = 0;
   uint64_t peak_rss = 0;  // before the probe buffer exists
+  std::vector<StreamRep> stream;  // streamed experts: per repetition
 };
 
 // Aggregate decode tokens/s of `batch` sequences stepped together (medians over reps): each is
@@ -136,22 +145,34 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
   eo.weights_in_ram = o.weights_in_ram;
   eo.max_chunk = std::max<int64_t>({std::min(o.chunk, o.prompt), 9, o.batch});  // 9: a verify pass
                                                                                 // of 8 drafts
+  FRUGAL_RETURN_IF_ERROR(apply_budget_flags(o.budget, eo));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
   const v4::DeepSeekV4Config& c = eng->config();
+  stream::ExpertCache* experts = eng->expert_cache();
+  // Under a memory budget the probe buffer counts too: it stays within the budget's overhead.
+  if (experts != nullptr) probe_mib = std::min<uint64_t>(probe_mib, kStreamProbeMib);
   const double bytes_per_token = static_cast<double>(engine::decode_weight_bytes_per_token(c));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<kv::V4SequenceCache> cache, eng->new_cache());
   const std::vector<int32_t> ids = bench_prompt(c, o.prompt);
   std::vector<float> logits(static_cast<size_t>(c.vocab_size));
   std::vector<double> prefill_tps, decode_tps, read_gbps, fractions;
   std::optional<engine::ReadProbe> probe;
-  Timings t{.threads = eng->pool().n_threads()};
+  Timings t;
+  t.threads = eng->pool().n_threads();
   for (int r = 0; r < std::max(o.reps, 1); ++r) {
     cache->clear();
+    StreamRep rep;
+    rep.gen = o.gen;
+    if (experts != nullptr) experts->reset_stats();
     auto t0 = Clock::now();
     FRUGAL_RETURN_IF_ERROR(eng->model().forward(
         *cache, {.ids = ids, .logits_mode = v4::LogitsMode::kLast, .logits = logits}));
     prefill_tps.push_back(static_cast<double>(o.prompt) /
                           std::chrono::duration<double>(Clock::now() - t0).count());
+    if (experts != nullptr) {
+      rep.prefill = experts->stats();
+      experts->reset_stats();
+    }
     t0 = Clock::now();
     for (int64_t i = 0; i < o.gen; ++i) {
       const int32_t next[1] = {
@@ -163,6 +184,14 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
       decode_tps.push_back(static_cast<double>(o.gen) /
                            std::chrono::duration<double>(Clock::now() - t0).count());
     }
+    if (experts != nullptr) {
+      rep.decode = experts->stats();
+      rep.decode_tps = decode_tps.empty() ? 0.0 : decode_tps.back();
+      FRUGAL_ASSIGN_OR_RETURN(const engine::DiskProbeResult disk,
+                              engine::measure_disk_bandwidth(o.model, {.passes = 1}));
+      rep.disk_gbps = disk.gbps;
+      t.stream.push_back(rep);
+    }
     if (probe_mib == 0) continue;
     if (!probe) {
       t.peak_rss = engine::peak_rss_bytes();
@@ -170,6 +199,7 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
       probe->run(eng->kernels());  // warm-up
     }
     read_gbps.push_back(probe->run(eng->kernels()));
+    if (experts != nullptr) t.stream.back().read_gbps = read_gbps.back();
     if (o.gen > 0)
       fractions.push_back(bytes_per_token * decode_tps.back() / 1e9 / read_gbps.back());
   }
@@ -244,7 +274,11 @@ Status run_bench(const BenchOptions& o) {
     double gbps, fraction;
   };
   std::vector<GemvFigure> gemv;
-  if (!o.no_kernels) {
+  stream::ExpertCache* experts = eng->expert_cache();
+  std::optional<StreamFigures> streamed;
+  if (experts != nullptr) streamed = stream_figures(c, *experts, main.stream);
+  // Streamed experts: the GEMV rings and the one-thread reload would not fit the budget.
+  if (!o.no_kernels && experts == nullptr) {
     FRUGAL_ASSIGN_OR_RETURN(engine::ReadProbe probe,
                             engine::ReadProbe::create(o.bandwidth_mib << 20));
     for (const GemvCase& g : kGemvCases) {
@@ -278,7 +312,7 @@ Status run_bench(const BenchOptions& o) {
   eng.reset();  // before the one-thread run loads the model again
 
   std::optional<Timings> one;
-  if (!o.no_scaling && main.threads > 1) {
+  if (!o.no_scaling && main.threads > 1 && !streamed) {
     FRUGAL_ASSIGN_OR_RETURN(one, time_model(o, 1, 0));
   }
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
@@ -288,7 +322,9 @@ Status run_bench(const BenchOptions& o) {
                         {"isa", isa},
                         {"threads", main.threads},
                         {"cache", o.cache},
-                        {"weights", o.weights_in_ram ? "huge_pages" : "mapped"},
+                        {"weights", streamed         ? "streamed_experts"
+                                    : o.weights_in_ram ? "huge_pages"
+                                                       : "mapped"},
                         {"prompt_tokens", o.prompt},
                         {"gen_tokens", o.gen},
                         {"repetitions", std::max(o.reps, 1)},
@@ -339,6 +375,7 @@ Status run_bench(const BenchOptions& o) {
                           {"mtp_step_cost_by_bytes", spec->by_bytes.mtp},
                           {"projected", proj}};
     }
+    if (streamed) j["streamed_experts"] = stream_json(*streamed, main.decode_tps);
     if (!gemv.empty()) {
       nlohmann::json g = nlohmann::json::array();
       for (const GemvFigure& f : gemv) {
@@ -360,7 +397,8 @@ Status run_bench(const BenchOptions& o) {
   };
   add("model %s, %s kernels, %d threads, %s cache, weights %s, medians of %d runs\n",
       o.model.c_str(), isa.c_str(), main.threads, o.cache.c_str(),
-      o.weights_in_ram ? "in huge pages" : "mapped", std::max(o.reps, 1));
+      streamed ? "resident + streamed experts" : o.weights_in_ram ? "in huge pages" : "mapped",
+      std::max(o.reps, 1));
   add("prefill %lld tokens: %.1f tok/s = %.1f GFLOP/s of matmuls (%.3g GFLOP/token); f32 FMA "
       "peak (same run) %.1f GFLOP/s: %.1f %%%s\n",
       static_cast<long long>(o.prompt), main.prefill_tps, prefill_gflops,
@@ -394,6 +432,7 @@ Status run_bench(const BenchOptions& o) {
         spec->acceptance());
     out += spec_cost_text(*spec);
   }
+  if (streamed) out += stream_text(*streamed, main.decode_tps);
   add("peak rss %s\n", engine::format_bytes(main.peak_rss).c_str());
   return write_output(out);
 }
@@ -434,6 +473,7 @@ Command add_bench(CLI::App& root) {
                   "drafts per round: speedup over plain decoding, acceptance, verify costs")
       ->capture_default_str();
   sub->add_flag("--no-kernels", o->no_kernels, "Skip the per-format GEMV measurements");
+  add_budget_flags(sub, &o->budget);
   sub->add_option("--bandwidth-mib", o->bandwidth_mib,
                   "Working set of the bandwidth and GEMV probes, MiB (must exceed the LLC)")
       ->capture_default_str()

@@ -9,7 +9,9 @@
 #include <sstream>
 #include <vector>
 
+#include "cli/budget_flags.h"
 #include "cli/command.h"
+#include "engine/engine.h"
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
 #include "kv/v4_cache.h"
@@ -26,6 +28,7 @@ struct PerplexityOptions {
   int64_t max_chunks = 0;  // 0 = all
   std::string cache = "fp8";
   bool unclamped_shared = false;
+  BudgetFlags budget;
   int threads = 0;
 };
 
@@ -87,15 +90,16 @@ Status run_perplexity(const PerplexityOptions& o) {
     return invalid_argument("the input has " + std::to_string(ids.size()) +
                             " tokens, fewer than one chunk of --ctx " + std::to_string(o.ctx));
   }
-  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<ThreadPool> pool,
-                          ThreadPool::create({.n_threads = o.threads}));
-  kernels::KernelOptions kernel_options;
-  kernel_options.pool = pool.get();
-  FRUGAL_ASSIGN_OR_RETURN(kernels::Kernels k, kernels::Kernels::create(kernel_options));
-  v4::LoadOptions lo;
-  if (o.unclamped_shared) lo.shared_expert_clamp = v4::SharedExpertClamp::kUnclamped;
-  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<v4::Model> model,
-                          v4::Model::load(o.model, k, lo, {.max_seq_len = o.ctx}));
+  engine::EngineOptions eo;
+  eo.model_dir = o.model;
+  eo.threads = o.threads;
+  eo.max_seq_len = o.ctx;
+  eo.cache = format;
+  eo.load_tokenizer = false;
+  eo.unclamped_shared_expert = o.unclamped_shared;
+  FRUGAL_RETURN_IF_ERROR(apply_budget_flags(o.budget, eo));
+  FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
+  v4::Model* model = &eng->model();
   const int64_t vocab = model->config().vocab_size;
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<kv::V4SequenceCache> cache,
                           kv::V4SequenceCache::create(model->config(), {.format = format}));
@@ -140,6 +144,7 @@ Command add_perplexity(CLI::App& root) {
   sub->add_flag("--unclamped-shared-expert", o->unclamped_shared,
                 "Do not clamp the shared expert's SwiGLU (the first published model.py)");
   sub->add_option("-t,--threads", o->threads, "Worker threads (0 = one per CPU)");
+  add_budget_flags(sub, &o->budget);
   return {sub, [o] { return run_perplexity(*o); }};
 }
 

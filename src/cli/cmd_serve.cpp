@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "cli/budget_flags.h"
 #include "cli/command.h"
 #include "engine/memory_plan.h"
 #include "serve/scheduler.h"
@@ -37,6 +38,7 @@ struct ServeOptions {
   int threads = 0;
   std::string cache = "fp8";
   bool weights_in_ram = false;
+  BudgetFlags budget;
 };
 
 // "512MiB", "4G", "1.5GiB", "65536" (bytes); K/M/G/T are powers of 1024 with or without "iB".
@@ -92,10 +94,15 @@ Status run_serve(const ServeOptions& o) {
   eo.max_batch = o.parallel;
   eo.max_chunk = o.chunk > 0 ? o.chunk : std::max<int64_t>(64, 2 * o.parallel);
   FRUGAL_ASSIGN_OR_RETURN(eo.cache, engine::parse_cache_format(o.cache));
+  FRUGAL_RETURN_IF_ERROR(apply_budget_flags(o.budget, eo));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
 
   uint64_t kv_budget = 0;
-  if (o.kv_budget == "auto") {  // half of what is left once the weights are in
+  if (o.kv_budget == "auto" && eng->expert_cache() != nullptr) {
+    // Streamed experts: the memory budget reserved --parallel sequences at --ctx for the cache.
+    kv_budget = engine::kv_bytes_at(eng->config(), eo.cache, o.ctx).total() *
+                static_cast<uint64_t>(o.parallel);
+  } else if (o.kv_budget == "auto") {  // half of what is left once the weights are in
     kv_budget = engine::mem_available_bytes() / 2;
   } else {
     FRUGAL_ASSIGN_OR_RETURN(kv_budget, parse_size("--kv-budget", o.kv_budget));
@@ -196,6 +203,7 @@ Command add_serve(CLI::App& root) {
   sub->add_option("--cache", o->cache, "KV cache format: fp8, bf16 or f32")->capture_default_str();
   sub->add_flag("--weights-in-ram", o->weights_in_ram,
                 "Copy the weights into huge-page memory at load (faster decode)");
+  add_budget_flags(sub, &o->budget);
   return {sub, [o] { return run_serve(*o); }};
 }
 

@@ -30,6 +30,7 @@ Command add_mem(CLI::App& root);
 Command add_bench(CLI::App& root);
 Command add_synth(CLI::App& root);
 Command add_serve(CLI::App& root);  // cmd_serve.cpp (serve/)
+Command add_profile(CLI::App& root);  // cmd_profile.cpp (expert profiles for --mem-budget)
 
 // The model directory used when -m is not given: ./models/tiny-v4 if it exists, otherwise the
 // shipped model of the source tree this binary was built from (FRUGAL_DEFAULT_MODEL_DIR).

@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
       frugal::cli::add_perplexity(app), frugal::cli::add_run(app),
       frugal::cli::add_chat(app),       frugal::cli::add_mem(app),
       frugal::cli::add_bench(app),      frugal::cli::add_synth(app),
-      frugal::cli::add_serve(app),
+      frugal::cli::add_serve(app),      frugal::cli::add_profile(app),
   };
   app.require_subcommand(0, 1);
   try {

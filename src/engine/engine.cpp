@@ -1,5 +1,7 @@
 #include "engine/engine.h"
 
+#include "engine/streaming.h"
+
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -66,14 +68,26 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
   ko.pool = e->pool_.get();
   FRUGAL_ASSIGN_OR_RETURN(kernels::Kernels k, kernels::Kernels::create(ko));
   e->kernels_ = std::make_unique<kernels::Kernels>(std::move(k));
+  FRUGAL_ASSIGN_OR_RETURN(const v4::DeepSeekV4Config config, v4::load_config(options.model_dir));
+  FRUGAL_ASSIGN_OR_RETURN(const StreamDecision stream, decide_streaming(options, config));
   v4::LoadOptions lo;
   lo.scan_values = options.scan_values;
-  lo.placement =
-      options.weights_in_ram ? v4::WeightPlacement::kHugePages : v4::WeightPlacement::kMapped;
+  lo.placement = options.weights_in_ram || stream.stream ? v4::WeightPlacement::kHugePages
+                                                         : v4::WeightPlacement::kMapped;
+  lo.stream_experts = stream.stream;
+  if (options.unclamped_shared_expert) {
+    lo.shared_expert_clamp = v4::SharedExpertClamp::kUnclamped;
+  }
   FRUGAL_ASSIGN_OR_RETURN(e->model_, v4::Model::load(options.model_dir, *e->kernels_, lo,
                                                      {.max_chunk = options.max_chunk,
                                                       .max_seq_len = options.max_seq_len,
                                                       .max_batch = options.max_batch}));
+  if (stream.stream) {
+    FRUGAL_ASSIGN_OR_RETURN(StreamSetup setup, start_streaming(stream, options, *e->model_));
+    e->expert_cache_ = std::move(setup.cache);
+    e->budget_summary_ = std::move(setup.summary);
+    std::fprintf(stderr, "%s\n", e->budget_summary_.c_str());  // always: the user's numbers
+  }
   if (options.load_tokenizer) {
     FRUGAL_ASSIGN_OR_RETURN(tokenizer::Tokenizer tok,
                             tokenizer::Tokenizer::load_dir(options.model_dir));

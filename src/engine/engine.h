@@ -13,6 +13,7 @@
 #include "kernels/kernels.h"
 #include "kv/v4_cache.h"
 #include "model/v4/model.h"
+#include "stream/expert_cache.h"
 #include "tokenizer/tokenizer.h"
 
 namespace frugal::engine {
@@ -28,6 +29,13 @@ struct EngineOptions {
   // Copy the linear weights into huge-page memory at load (v4::WeightPlacement::kHugePages):
   // faster decode, RAM for the whole model. Off: they stay in the mapped files.
   bool weights_in_ram = false;
+  // The memory budget (docs/STREAMING.md): unset = derived from the memory available, the routed
+  // experts streaming only when the model does not fit in it; set = they stream under it.
+  std::optional<uint64_t> mem_budget = std::nullopt;
+  std::string expert_profile;   // `frugal profile` output: its hottest experts are pinned
+  bool prefetch_experts = true;  // prefetch the next block's likely experts
+  bool direct_io = true;         // O_DIRECT expert reads where the file system allows
+  bool unclamped_shared_expert = false;  // v4::SharedExpertClamp::kUnclamped
   bool load_tokenizer = true;
   bool progress = true;  // print load progress on stderr when loading takes over a second
   std::optional<kernels::Isa> isa = std::nullopt;  // kernel level; default FRUGAL_ISA, else best
@@ -46,6 +54,9 @@ class Engine {
   ThreadPool& pool() { return *pool_; }
   const kernels::Kernels& kernels() const { return *kernels_; }
   double load_seconds() const { return load_seconds_; }
+  // The expert cache when the routed experts stream (else nullptr), and the budget line printed.
+  stream::ExpertCache* expert_cache() const { return expert_cache_.get(); }
+  const std::string& budget_summary() const { return budget_summary_; }
 
   Result<std::unique_ptr<kv::V4SequenceCache>> new_cache() const;
 
@@ -55,8 +66,11 @@ class Engine {
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<kernels::Kernels> kernels_;
   std::unique_ptr<v4::Model> model_;
+  // After the model: destroyed first (its I/O threads read the model's weights table).
+  std::unique_ptr<stream::ExpertCache> expert_cache_;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
   double load_seconds_ = 0.0;
+  std::string budget_summary_;
 };
 
 // "fp8" | "bf16" | "f32" -> format; errors name the flag.

@@ -298,14 +298,17 @@ void ExpertCache::hint(int32_t block, std::span<const int32_t> experts) {
   std::vector<uint8_t>& set = hint_set_[static_cast<size_t>(block)];
   std::fill(set.begin(), set.end(), 0);
   hinted_[static_cast<size_t>(block)] = 1;
+  // The layer in progress still waits for slots: its reads come first (the guess is recorded).
+  const bool room = deferred_.empty();
   for (const int32_t e : experts) {
     if (e < 0 || e >= n_experts_ || set[static_cast<size_t>(e)]) continue;
     set[static_cast<size_t>(e)] = 1;
+    if (!room) continue;
     const int64_t key = static_cast<int64_t>(block) * n_experts_ + e;
     if (slot_of_[static_cast<size_t>(key)] >= 0 || plans_[static_cast<size_t>(key)].reads.empty())
       continue;
     const int32_t slot = take_slot(false);
-    if (slot < 0) return;
+    if (slot < 0) continue;  // record the rest of the guess
     assign(slot, key, false);
     ++stats_.prefetch_reads;
   }

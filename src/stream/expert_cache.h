@@ -37,7 +37,7 @@ namespace frugal::stream {
 
 struct ExpertCacheOptions {
   int64_t slots = 0;     // expert slots (at least 2 x n_activated_experts)
-  int io_threads = 4;    // reads in flight
+  int io_threads = 8;    // reads in flight (a layer asks for top-k = 6 at once)
   bool direct_io = true;  // O_DIRECT where the file system allows it
   bool prefetch = true;  // act on the MoE layer's next-block hints
   double half_life = 0;  // layer steps in which a use's weight halves; 0 = 16 x blocks
@@ -59,7 +59,12 @@ struct ExpertCacheStats {
   uint64_t evictions = 0;
   double read_seconds = 0;       // summed over the I/O threads
   double wait_seconds = 0;       // the compute thread blocked in next()
+  // Requests served without a demand read (prefetched ones included), and those the cache held
+  // before any hint (what memory saves: a prefetched expert was still read from disk).
   double hit_rate() const { return requests ? static_cast<double>(hits) / requests : 0.0; }
+  double cache_hit_rate() const {
+    return requests ? static_cast<double>(hits - prefetch_used) / requests : 0.0;
+  }
   double hint_rate() const { return hinted ? static_cast<double>(hinted_right) / hinted : 0.0; }
 };
 

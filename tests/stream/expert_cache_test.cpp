@@ -33,7 +33,11 @@ std::unique_ptr<v4::Model> load(const std::string& dir, bool streamed, int64_t m
 
 std::unique_ptr<ExpertCache> make_cache(const v4::Model& m, int64_t slots, bool prefetch = true,
                                         bool direct = true) {
-  auto c = ExpertCache::create(m.weights(), {.slots = slots, .direct_io = direct, .prefetch = prefetch});
+  ExpertCacheOptions o;
+  o.slots = slots;
+  o.direct_io = direct;
+  o.prefetch = prefetch;
+  auto c = ExpertCache::create(m.weights(), o);
   EXPECT_TRUE(c.ok()) << c.status().to_string();
   return c.ok() ? std::move(*c) : nullptr;
 }
@@ -80,9 +84,15 @@ TEST(ExpertCache, TinyV4StreamedEqualsResidentBitForBit) {
       const ExpertCacheStats st = c->stats();
       EXPECT_EQ(st.hits + st.misses, st.requests);
       EXPECT_GT(st.misses, 0u);
-      if (slots < total) EXPECT_GT(st.evictions, 0u) << slots;
-      if (prefetch) EXPECT_GT(st.hinted, 0u);
-      if (prefetch && slots >= 4) EXPECT_GT(st.prefetch_reads, 0u) << slots;  // room to prefetch
+      if (slots < total) {
+        EXPECT_GT(st.evictions, 0u) << slots;
+      }
+      if (prefetch) {
+        EXPECT_GT(st.hinted, 0u);
+      }
+      if (prefetch && slots >= 4) {  // room to prefetch
+        EXPECT_GT(st.prefetch_reads, 0u) << slots;
+      }
       m->set_expert_source(nullptr);
     }
   }

@@ -103,6 +103,7 @@ struct Ctx {
   SequenceCacheView& cache;
   const IndexSelectHook* on_index_select = nullptr;  // optional (tests, diagnostics)
   ExpertSource* experts = nullptr;  // the routed experts when streamed (else m.experts)
+  uint64_t* expert_counts = nullptr;  // optional [blocks, n_routed_experts]: selections counted
 };
 
 // hyper_connections.cpp — mirrors Block.hc_pre / Block.hc_post / ParallelHead.hc_head.

@@ -102,6 +102,14 @@ uint64_t Scratch::plan(const DeepSeekV4Config& c, int64_t chunk, int64_t seq_len
   return cv.used();
 }
 
+uint64_t Model::scratch_bytes_for(const DeepSeekV4Config& c, const ModelOptions& options,
+                                  bool streamed_experts) {
+  Scratch s;
+  const int64_t seq = options.max_seq_len > 0 ? options.max_seq_len : c.max_position_embeddings;
+  return s.plan(c, options.max_chunk, seq, options.index_tile, options.max_batch, streamed_experts,
+                nullptr);
+}
+
 Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelWeights> weights,
                                              const kernels::Kernels& kernels,
                                              const ModelOptions& options) {
@@ -140,6 +148,17 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const kernels
                                            const ModelOptions& options) {
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<ModelWeights> w, load_weights(dir, load_options));
   return create(std::move(w), kernels, options);
+}
+
+Status Model::set_expert_counts(std::span<uint64_t> counts) {
+  const int64_t want = config().n_blocks() * config().n_routed_experts;
+  if (!counts.empty() && static_cast<int64_t>(counts.size()) != want) {
+    return invalid_argument("set_expert_counts: " + std::to_string(counts.size()) +
+                            " counters; the model has " + std::to_string(want) +
+                            " (blocks x n_routed_experts)");
+  }
+  expert_counts_ = counts.empty() ? nullptr : counts.data();
+  return ok_status();
 }
 
 Status Model::check_expert_source() const {
@@ -304,7 +323,7 @@ Status Model::run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64
                         int64_t n) {
   const DeepSeekV4Config& c = config();
   Scratch& s = scratch_;
-  const Ctx ctx{*kernels_, *weights_, rope_, s, cache, r.on_index_select, experts_};
+  const Ctx ctx{*kernels_, *weights_, rope_, s, cache, r.on_index_select, experts_, expert_counts_};
   const int64_t pos0 = cache.length();
   const int64_t hd = c.hc_dim();
   const int32_t* ids = r.ids.data() + first;
@@ -347,7 +366,7 @@ Status Model::forward_mtp(SequenceCacheView& cache, const MtpRequest& r) {
   const int64_t pos0 = cache.mtp_length();
   FRUGAL_RETURN_IF_ERROR(cache.reserve(pos0 + n));  // the only allocation point
   Scratch& s = scratch_;
-  const Ctx ctx{*kernels_, *weights_, rope_, s, cache, nullptr, experts_};
+  const Ctx ctx{*kernels_, *weights_, rope_, s, cache, nullptr, experts_, expert_counts_};
   std::memcpy(s.x, r.hidden.data(), n * hd * sizeof(float));  // mtp_forward clobbers its input
   const int32_t mtp_block = static_cast<int32_t>(c.n_layers);
   FRUGAL_RETURN_IF_ERROR(mtp_forward(ctx, mtp_block, s.x, r.next_ids.data(), pos0, n));

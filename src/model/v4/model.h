@@ -98,6 +98,9 @@ class Model {
   const ModelWeights& weights() const { return *weights_; }
   int64_t max_seq_len() const { return max_seq_len_; }
   uint64_t scratch_bytes() const { return arena_.capacity(); }
+  // What scratch_bytes() will be for a model of `c` created with `options` (before loading).
+  static uint64_t scratch_bytes_for(const DeepSeekV4Config& c, const ModelOptions& options,
+                                    bool streamed_experts);
 
   // Runs the tokens of `request` through the model, appending them to `cache`.
   // A failure mid-pass (a streamed expert that cannot be read) leaves the cache's length as it
@@ -118,6 +121,10 @@ class Model {
   // before the first forward; owned by the caller, outliving the model's use of it).
   void set_expert_source(ExpertSource* source) { experts_ = source; }
   ExpertSource* expert_source() const { return experts_; }
+  // Counts every routing choice from now on into counts[block * n_routed_experts + expert]
+  // (n_blocks() x n_routed_experts entries; frugal profile); empty stops counting. The span must
+  // outlive the counting.
+  Status set_expert_counts(std::span<uint64_t> counts);
 
  private:
   Model() = default;
@@ -130,6 +137,7 @@ class Model {
   const kernels::Kernels* kernels_ = nullptr;
   std::unique_ptr<ModelWeights> weights_;
   ExpertSource* experts_ = nullptr;
+  uint64_t* expert_counts_ = nullptr;
   std::vector<RopeTable> rope_;  // per block
   int64_t max_chunk_ = 0;
   int64_t max_batch_ = 1;

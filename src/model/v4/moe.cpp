@@ -122,6 +122,10 @@ Status moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t*
 
   ctx.k.matmul(m.gate, n, x, s.gate);  // [n, E] fp32 scores
   for (int64_t i = 0; i < n; ++i) route(ctx, block, i, ids[i]);
+  if (ctx.expert_counts != nullptr) {  // frugal profile
+    uint64_t* counts = ctx.expert_counts + static_cast<int64_t>(block) * n_exp;
+    for (int64_t p = 0; p < n * topk; ++p) ++counts[s.esel[p]];
+  }
 
   // Counting sort of the (token, expert) pairs by expert; tokens stay ascending per expert.
   std::fill(s.eoff, s.eoff + n_exp + 1, 0);

@@ -1,0 +1,34 @@
+#include "cli/budget_flags.h"
+
+#include "engine/budget.h"
+
+namespace frugal::cli {
+
+void add_budget_flags(CLI::App* sub, BudgetFlags* f) {
+  sub->add_option("--mem-budget", f->mem_budget,
+                  "Memory frugal may hold (e.g. 8G): the routed experts stream from disk through "
+                  "a cache of what fits beside the resident weights, kv cache and activations. "
+                  "Default: 90% of the memory available (cgroup limit included), used only when "
+                  "the model does not fit in it");
+  sub->add_option("--expert-profile", f->expert_profile,
+                  "Expert counts from `frugal profile`: the hottest experts are read at start and "
+                  "kept in the cache (with --mem-budget)");
+  sub->add_flag("--no-prefetch", f->no_prefetch,
+                "Do not prefetch the next layer's likely experts (streamed experts)");
+  sub->add_flag("--no-direct-io", f->no_direct_io,
+                "Read streamed experts through the page cache (dropped after each read) instead "
+                "of O_DIRECT");
+}
+
+Status apply_budget_flags(const BudgetFlags& f, engine::EngineOptions& o) {
+  if (!f.mem_budget.empty()) {
+    FRUGAL_ASSIGN_OR_RETURN(const uint64_t bytes, engine::parse_size(f.mem_budget, "--mem-budget"));
+    o.mem_budget = bytes;
+  }
+  o.expert_profile = f.expert_profile;
+  o.prefetch_experts = !f.no_prefetch;
+  o.direct_io = !f.no_direct_io;
+  return ok_status();
+}
+
+}  // namespace frugal::cli

@@ -1,0 +1,105 @@
+#include "engine/streaming.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+
+#include "engine/memory_plan.h"
+
+namespace frugal::engine {
+namespace {
+
+// Headroom left of the memory available when the budget is derived: other processes, the page
+// cache of files frugal does not read with O_DIRECT (tokenizer, config).
+constexpr double kDerivedShare = 0.9;
+
+uint64_t kv_reserve(const EngineOptions& o, const v4::DeepSeekV4Config& c) {
+  return kv_bytes_at(c, o.cache, o.max_seq_len).total() * static_cast<uint64_t>(std::max<int64_t>(1, o.max_batch));
+}
+
+// The hottest (block, expert) pairs of a profile, hottest first.
+std::vector<std::pair<int32_t, int32_t>> hottest(const ExpertProfile& p) {
+  std::vector<std::pair<int32_t, int32_t>> out;
+  for (size_t b = 0; b < p.size(); ++b) {
+    for (size_t e = 0; e < p[b].size(); ++e) {
+      if (p[b][e] > 0) out.emplace_back(static_cast<int32_t>(b), static_cast<int32_t>(e));
+    }
+  }
+  std::stable_sort(out.begin(), out.end(), [&](auto x, auto y) {
+    return p[static_cast<size_t>(x.first)][static_cast<size_t>(x.second)] >
+           p[static_cast<size_t>(y.first)][static_cast<size_t>(y.second)];
+  });
+  return out;
+}
+
+}  // namespace
+
+Result<StreamDecision> decide_streaming(const EngineOptions& o, const v4::DeepSeekV4Config& c) {
+  StreamDecision d;
+  d.available = memory_available_for_budget();
+  const uint64_t kv = kv_reserve(o, c);
+  if (o.mem_budget.has_value()) {
+    d.stream = true;
+    d.budget = *o.mem_budget;
+  } else {
+    // Derived: stream only when the whole model (with its kv and overhead) does not fit.
+    const uint64_t arena = v4::Model::scratch_bytes_for(
+        c, {.max_chunk = o.max_chunk, .max_seq_len = o.max_seq_len, .max_batch = o.max_batch},
+        false);
+    const uint64_t whole =
+        plan_memory(c, o.max_seq_len).weights_bytes + arena + kv + kBudgetOverhead;
+    if (d.available == 0 || whole <= d.available) return d;
+    d.stream = true;
+    d.derived = true;
+    d.budget = static_cast<uint64_t>(kDerivedShare * static_cast<double>(d.available));
+  }
+  const uint64_t arena = v4::Model::scratch_bytes_for(
+      c, {.max_chunk = o.max_chunk, .max_seq_len = o.max_seq_len, .max_batch = o.max_batch}, true);
+  Result<BudgetPlan> p = plan_budget(c, d.budget, arena, kv, true);
+  if (!p.ok()) {
+    return d.derived ? p.status().with_context(
+                           "the model does not fit in the memory available (" +
+                           format_bytes(d.available) + ") and streaming its experts needs more")
+                     : p.status();
+  }
+  return d;
+}
+
+Result<StreamSetup> start_streaming(const StreamDecision& d, const EngineOptions& o,
+                                    v4::Model& model) {
+  const v4::DeepSeekV4Config& c = model.config();
+  StreamSetup s;
+  FRUGAL_ASSIGN_OR_RETURN(s.plan,
+                          plan_budget(c, d.budget, model.scratch_bytes(), kv_reserve(o, c), true));
+  stream::ExpertCacheOptions co;
+  co.slots = s.plan.slots;
+  co.prefetch = o.prefetch_experts;
+  co.direct_io = o.direct_io;
+  if (!o.expert_profile.empty()) {
+    FRUGAL_ASSIGN_OR_RETURN(ExpertProfile prof, load_expert_profile(o.expert_profile));
+    FRUGAL_RETURN_IF_ERROR(check_expert_profile(prof, c, o.expert_profile));
+    co.pinned = hottest(prof);
+  }
+  FRUGAL_ASSIGN_OR_RETURN(s.cache, stream::ExpertCache::create(model.weights(), co));
+  s.cache->drop_page_cache();
+  model.set_expert_source(s.cache.get());
+  char line[512];
+  std::snprintf(line, sizeof(line),
+                "memory budget %s%s: resident weights %s, activations %s, kv %s, %lld expert "
+                "slots of %s (of %lld experts; %lld pinned), %s reads",
+                format_bytes(d.budget).c_str(),
+                d.derived ? (" (derived: 90% of " + format_bytes(d.available) + " available)").c_str()
+                          : "",
+                format_bytes(model.weights().placed_stats.bytes() +
+                             model.weights().owned_stats.bytes())
+                    .c_str(),
+                format_bytes(model.scratch_bytes()).c_str(), format_bytes(kv_reserve(o, c)).c_str(),
+                static_cast<long long>(s.cache->slots()), format_bytes(s.cache->slot_bytes()).c_str(),
+                static_cast<long long>(s.plan.streamed_experts),
+                static_cast<long long>(s.cache->pinned()),
+                s.cache->direct_io() ? "O_DIRECT" : "buffered (no O_DIRECT on this file system)");
+  s.summary = line;
+  return s;
+}
+
+}  // namespace frugal::engine
