@@ -9,7 +9,8 @@ void add_budget_flags(CLI::App* sub, BudgetFlags* f) {
                   "Memory frugal may hold (e.g. 8G): the routed experts stream from disk through "
                   "a cache of what fits beside the resident weights, kv cache and activations. "
                   "Default: 90% of the memory available (cgroup limit included), used only when "
-                  "the model does not fit in it");
+                  "the model does not fit in it. 'off': never stream (the weights stay mapped "
+                  "and the page cache decides, as with no budget before)");
   sub->add_option("--expert-profile", f->expert_profile,
                   "Expert counts from `frugal profile`: the hottest experts are read at start and "
                   "kept in the cache (with --mem-budget)");
@@ -21,7 +22,9 @@ void add_budget_flags(CLI::App* sub, BudgetFlags* f) {
 }
 
 Status apply_budget_flags(const BudgetFlags& f, engine::EngineOptions& o) {
-  if (!f.mem_budget.empty()) {
+  if (f.mem_budget == "off") {
+    o.stream_experts = engine::StreamExperts::kNever;
+  } else if (!f.mem_budget.empty()) {
     FRUGAL_ASSIGN_OR_RETURN(const uint64_t bytes, engine::parse_size(f.mem_budget, "--mem-budget"));
     o.mem_budget = bytes;
   }

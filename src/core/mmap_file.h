@@ -18,8 +18,9 @@ enum class MmapAdvice {
 };
 
 // Drops the resident pages wholly inside [p, p + n) of a read-only file mapping from this
-// process (MADV_DONTNEED): they leave the RSS and re-fault from the file if read again. For
-// data that was copied elsewhere. Partial pages at either end are kept. Failures are ignored.
+// process (MADV_DONTNEED) and, where the kernel allows (MADV_PAGEOUT), from the page cache: they
+// leave the RSS and the cache and re-fault from the file if read again. For data that was copied
+// elsewhere. Partial pages at either end are kept. Failures are ignored.
 void release_mapped_pages(const void* p, uint64_t n);
 
 class MmapFile {

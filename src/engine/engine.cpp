@@ -1,5 +1,7 @@
 #include "engine/engine.h"
 
+#include "core/progress.h"
+#include "engine/memory_plan.h"
 #include "engine/streaming.h"
 
 #include <chrono>
@@ -61,20 +63,28 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<Engine> e(new Engine());
   e->options_ = options;
-  LoadProgress progress(options.progress, options.model_dir);
+  FRUGAL_ASSIGN_OR_RETURN(const v4::DeepSeekV4Config config, v4::load_config(options.model_dir));
+  FRUGAL_ASSIGN_OR_RETURN(const StreamDecision stream, decide_streaming(options, config));
+  const bool copying = options.weights_in_ram || stream.stream;
+  // On a terminal, a copy into huge pages shows bytes, rate and time left; otherwise one line
+  // once the load has taken a second. Quiet when piped.
+  const bool draw_bytes = copying && options.progress && stderr_is_terminal();
+  LoadProgress progress(options.progress && !draw_bytes, options.model_dir);
+  ByteProgress bytes({.what = "loading " + options.model_dir,
+                      .total = stream.stream ? resident_weight_bytes(config, true)
+                                             : plan_memory(config, 1).weights_bytes,
+                      .enabled = draw_bytes});
   FRUGAL_ASSIGN_OR_RETURN(e->pool_, ThreadPool::create({.n_threads = options.threads}));
   kernels::KernelOptions ko;
   ko.isa = options.isa;
   ko.pool = e->pool_.get();
   FRUGAL_ASSIGN_OR_RETURN(kernels::Kernels k, kernels::Kernels::create(ko));
   e->kernels_ = std::make_unique<kernels::Kernels>(std::move(k));
-  FRUGAL_ASSIGN_OR_RETURN(const v4::DeepSeekV4Config config, v4::load_config(options.model_dir));
-  FRUGAL_ASSIGN_OR_RETURN(const StreamDecision stream, decide_streaming(options, config));
   v4::LoadOptions lo;
   lo.scan_values = options.scan_values;
-  lo.placement = options.weights_in_ram || stream.stream ? v4::WeightPlacement::kHugePages
-                                                         : v4::WeightPlacement::kMapped;
+  lo.placement = copying ? v4::WeightPlacement::kHugePages : v4::WeightPlacement::kMapped;
   lo.stream_experts = stream.stream;
+  if (draw_bytes) lo.progress = &bytes;
   if (options.unclamped_shared_expert) {
     lo.shared_expert_clamp = v4::SharedExpertClamp::kUnclamped;
   }
@@ -99,6 +109,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
     }
     e->tokenizer_ = std::make_unique<tokenizer::Tokenizer>(std::move(tok));
   }
+  bytes.finish();
   e->load_seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   progress.finish(e->load_seconds_);
   return e;

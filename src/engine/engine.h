@@ -18,6 +18,12 @@
 
 namespace frugal::engine {
 
+// Whether the routed experts may stream from disk (docs/STREAMING.md).
+enum class StreamExperts : uint8_t {
+  kAuto,   // when a budget is given, or the model does not fit in the memory available
+  kNever,  // never: the weights are placed as weights_in_ram says (--mem-budget off)
+};
+
 struct EngineOptions {
   std::string model_dir;
   int threads = 0;  // 0 = one per CPU
@@ -32,6 +38,7 @@ struct EngineOptions {
   // The memory budget (docs/STREAMING.md): unset = derived from the memory available, the routed
   // experts streaming only when the model does not fit in it; set = they stream under it.
   std::optional<uint64_t> mem_budget = std::nullopt;
+  StreamExperts stream_experts = StreamExperts::kAuto;
   std::string expert_profile;   // `frugal profile` output: its hottest experts are pinned
   bool prefetch_experts = true;  // prefetch the next block's likely experts
   bool direct_io = true;         // O_DIRECT expert reads where the file system allows

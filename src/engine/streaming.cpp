@@ -36,6 +36,7 @@ std::vector<std::pair<int32_t, int32_t>> hottest(const ExpertProfile& p) {
 
 Result<StreamDecision> decide_streaming(const EngineOptions& o, const v4::DeepSeekV4Config& c) {
   StreamDecision d;
+  if (o.stream_experts == StreamExperts::kNever) return d;
   d.available = memory_available_for_budget();
   const uint64_t kv = kv_reserve(o, c);
   if (o.mem_budget.has_value()) {

@@ -64,8 +64,9 @@ Result<std::unique_ptr<ExpertCache>> ExpertCache::create(const v4::ModelWeights&
     c->threads_.emplace_back([p = c.get()] { p->io_loop(); });
   }
 
-  // Pinned experts: read now, kept for good (leaving room for two tokens' experts of a layer).
-  const int64_t pin_limit = std::max<int64_t>(0, n_slots - 2 * c->topk_);
+  // Pinned experts: read now, kept for good; at most half the slots, so that the recency policy
+  // keeps room for what the profile did not foresee (a profile of other text routes otherwise).
+  const int64_t pin_limit = std::max<int64_t>(0, std::min(n_slots / 2, n_slots - 2 * c->topk_));
   {
     std::unique_lock lk(c->mu_);
     for (auto [b, e] : options.pinned) {
@@ -103,7 +104,15 @@ ExpertCache::~ExpertCache() {
 }
 
 std::string ExpertCache::expert_name(int64_t key) const {
-  return "block " + std::to_string(key / n_experts_) + " expert " + std::to_string(key % n_experts_);
+  std::string name = "block " + std::to_string(key / n_experts_) + " expert " +
+                     std::to_string(key % n_experts_);
+  const auto& locs = weights_->blocks[static_cast<size_t>(key / n_experts_)].ffn.locations;
+  if (static_cast<size_t>(key % n_experts_) < locs.size()) {
+    const v4::ExpertLocation& l = locs[static_cast<size_t>(key % n_experts_)];
+    name += " (tensors " + l.w1.weight->name + ", " + l.w2.weight->name + ", " +
+            l.w3.weight->name + " and their scales)";
+  }
+  return name;
 }
 
 double ExpertCache::score_now(int64_t key) const {
@@ -307,8 +316,13 @@ void ExpertCache::hint(int32_t block, std::span<const int32_t> experts) {
     const int64_t key = static_cast<int64_t>(block) * n_experts_ + e;
     if (slot_of_[static_cast<size_t>(key)] >= 0 || plans_[static_cast<size_t>(key)].reads.empty())
       continue;
+    // A guess displaces only a slot worth no more than the guess would be once used: an expert
+    // used often lately is not evicted for one that may not come.
+    const int32_t victim = find_slot(false);
+    if (victim < 0) continue;  // record the rest of the guess
+    const Slot& v = slots_[static_cast<size_t>(victim)];
+    if (v.state != SlotState::kEmpty && score_now(v.key) > score_now(key) + 1.0) continue;
     const int32_t slot = take_slot(false);
-    if (slot < 0) continue;  // record the rest of the guess
     assign(slot, key, false);
     ++stats_.prefetch_reads;
   }

@@ -10,7 +10,9 @@
 // Policy: an expert's score counts its uses, halving every `half_life` layer steps (recency and
 // frequency in one number); the victim is the lowest-scored slot that no layer in progress uses
 // and whose read is not running (an empty slot first; a queued prefetch may be taken back).
-// Experts pinned from a profile (`frugal profile`) are read at start and never evicted.
+// A prefetch takes an empty slot, or evicts one whose score is at most the guessed expert's plus
+// one use. Experts pinned from a profile (`frugal profile`) are read at start and never evicted
+// (at most half the slots).
 //
 // First read of an expert: its codes are checked as the loader checks resident weights (e4m3 and
 // e8m0 NaN codes, quant::check_weight_codes), so start-up reads only the resident part.
@@ -41,7 +43,8 @@ struct ExpertCacheOptions {
   bool direct_io = true;  // O_DIRECT where the file system allows it
   bool prefetch = true;  // act on the MoE layer's next-block hints
   double half_life = 0;  // layer steps in which a use's weight halves; 0 = 16 x blocks
-  // (block, expert) pairs read at start and never evicted; at most slots - 2 x topk are taken.
+  // (block, expert) pairs read at start and never evicted; at most min(slots / 2, slots - 2 x
+  // topk) are taken, hottest first.
   std::vector<std::pair<int32_t, int32_t>> pinned;
 };
 

@@ -24,8 +24,9 @@ class Binder {
  public:
   // copy_budget: an upper bound of the bytes copy_to_huge_pages() will be asked for (the
   // checkpoint's size plus alignment), so that the last chunk is not larger than needed.
-  Binder(const TensorTable& table, ModelWeights& w, WeightPlacement placement, uint64_t copy_budget)
-      : table_(table), w_(w), placement_(placement), copy_left_(copy_budget) {}
+  Binder(const TensorTable& table, ModelWeights& w, WeightPlacement placement, uint64_t copy_budget,
+         ByteProgress* progress)
+      : table_(table), w_(w), placement_(placement), copy_left_(copy_budget), progress_(progress) {}
 
   Result<const format::TensorInfo*> info(TensorKind kind, int32_t block, int32_t expert = -1) {
     const TensorSpec* spec = table_.find(kind, block, expert);
@@ -199,6 +200,7 @@ class Binder {
     copy_left_ -= std::min(copy_left_, need);
     std::memcpy(dst, src, n);
     release_mapped_pages(src, n);  // the copy replaces the mapped pages: keep the RSS at 1x
+    if (progress_ != nullptr) progress_->add(n);
     return static_cast<const void*>(dst);
   }
   Result<uint8_t*> huge_buffer(uint64_t bytes) {
@@ -213,6 +215,7 @@ class Binder {
   ModelWeights& w_;
   WeightPlacement placement_;
   uint64_t copy_left_ = 0;
+  ByteProgress* progress_ = nullptr;
   uint8_t* chunk_ = nullptr;
   uint64_t chunk_size_ = 0;
   uint64_t chunk_used_ = 0;
@@ -384,7 +387,7 @@ Result<std::unique_ptr<ModelWeights>> load_weights(const std::string& dir,
       if (spec.expert != kNoExpert) copy_budget -= std::min(copy_budget, spec.bytes());
     }
   }
-  Binder b(table, *w, options.placement, copy_budget);
+  Binder b(table, *w, options.placement, copy_budget, options.progress);
   const DeepSeekV4Config& cfg = w->config;
   FRUGAL_ASSIGN_OR_RETURN(w->embed, b.linear(TensorKind::kEmbed, kNoBlock));
   FRUGAL_ASSIGN_OR_RETURN(w->head, b.linear(TensorKind::kHead, kNoBlock));

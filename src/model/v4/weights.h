@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/memory.h"
+#include "core/progress.h"
 #include "core/status.h"
 #include "format/safetensors.h"
 #include "model/v4/config.h"
@@ -48,6 +49,8 @@ struct LoadOptions {
   // (MoeWeights::locations), but neither mapped into views nor scanned: their codes are checked
   // when an expert is first read. Everything else is placed as `placement` says.
   bool stream_experts = false;
+  // Told the bytes of every tensor copied into huge pages (a progress line; may be null).
+  ByteProgress* progress = nullptr;
 };
 
 // mirrors Block.hc_{attn,ffn}_{fn,base,scale} and the hc_head_* of Transformer / MTPBlock.
