@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace frugal::stream {
@@ -19,6 +20,16 @@ int64_t mtime_ns(const struct stat& st) {
 }
 
 std::string errno_text(int err) { return std::strerror(err); }
+
+// Some file systems accept O_DIRECT at open and refuse the reads (EINVAL): try one aligned page.
+bool direct_read_works(int fd) {
+  void* page = std::aligned_alloc(kDirectIoAlign, kDirectIoAlign);
+  if (page == nullptr) return false;
+  const ssize_t k = ::pread(fd, page, kDirectIoAlign, 0);
+  const bool ok = k >= 0 || errno != EINVAL;
+  std::free(page);
+  return ok;
+}
 
 // The tensors of an expert in slot order: w1, w1 scale, w2, w2 scale, w3, w3 scale (absent
 // scales skipped).
@@ -43,6 +54,11 @@ Result<std::unique_ptr<ExpertFiles>> ExpertFiles::open(const format::Checkpoint&
     File f;
     f.path = sf->path();
     if (direct) f.fd = ::open(f.path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+    if (f.fd >= 0 && !direct_read_works(f.fd)) {  // opened, but the file system refuses reads
+      ::close(f.fd);
+      f.fd = -1;
+      errno = EINVAL;
+    }
     if (f.fd >= 0) {
       f.direct = true;
     } else {
