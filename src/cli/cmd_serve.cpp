@@ -95,6 +95,7 @@ Status run_serve(const ServeOptions& o) {
   eo.max_chunk = o.chunk > 0 ? o.chunk : std::max<int64_t>(64, 2 * o.parallel);
   FRUGAL_ASSIGN_OR_RETURN(eo.cache, engine::parse_cache_format(o.cache));
   FRUGAL_RETURN_IF_ERROR(apply_budget_flags(o.budget, eo));
+  eo.reserve_bytes = prefix_bytes;  // the prefix snapshots count under a memory budget
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
 
   uint64_t kv_budget = 0;
@@ -164,6 +165,7 @@ Command add_serve(CLI::App& root) {
   auto o = std::make_shared<ServeOptions>();
   CLI::App* sub = root.add_subcommand(
       "serve", "OpenAI-compatible HTTP server with continuous batching and prefix reuse");
+  o->model = default_model_dir();
   add_model_option(sub, &o->model);
   sub->add_option("--model-id", o->model_id,
                   "The id clients name in \"model\" (default: the model directory's name)");

@@ -39,6 +39,9 @@ struct EngineOptions {
   // experts streaming only when the model does not fit in it; set = they stream under it.
   std::optional<uint64_t> mem_budget = std::nullopt;
   StreamExperts stream_experts = StreamExperts::kAuto;
+  // Memory the front end holds beside the engine (the server's prefix snapshots), reserved in the
+  // budget next to the kv cache.
+  uint64_t reserve_bytes = 0;
   std::string expert_profile;   // `frugal profile` output: its hottest experts are pinned
   bool prefetch_experts = true;  // prefetch the next block's likely experts
   bool direct_io = true;         // O_DIRECT expert reads where the file system allows

@@ -14,7 +14,9 @@ namespace {
 constexpr double kDerivedShare = 0.9;
 
 uint64_t kv_reserve(const EngineOptions& o, const v4::DeepSeekV4Config& c) {
-  return kv_bytes_at(c, o.cache, o.max_seq_len).total() * static_cast<uint64_t>(std::max<int64_t>(1, o.max_batch));
+  return kv_bytes_at(c, o.cache, o.max_seq_len).total() *
+             static_cast<uint64_t>(std::max<int64_t>(1, o.max_batch)) +
+         o.reserve_bytes;
 }
 
 // The hottest (block, expert) pairs of a profile, hottest first.
