@@ -3,7 +3,9 @@
 // against the machine's limits measured in the same run.
 //
 // Each repetition starts a new sequence: a prefill of N prompt tokens (fixed pseudo-random ids,
-// the same every run), then --gen greedy decode steps. Reported: medians over the repetitions.
+// the same every run), then --gen greedy decode steps (--random-tokens: steps fed a fixed
+// pseudo-random token stream, so that a random-weight model's routing varies as a real model's
+// does). Reported: medians over the repetitions.
 //   decode_weight_gbps = decode_weight_bytes_per_token x decode tokens/s / 1e9, where the bytes
 //     per token are those a decode step reads (engine/memory_plan.h): every non-expert tensor of
 //     the main blocks and the head, one embedding row, and num_experts_per_tok routed experts
@@ -18,6 +20,8 @@
 //   batch (--batch N): N sequences decoded together by Model::forward_batch (the weights read once
 //     per step for all of them), aggregate tokens/s against the single-sequence decode of the same
 //     run.
+//   streamed_experts (under --mem-budget, or a model larger than the memory available): the
+//     expert cache's figures against a same-run disk probe (bench_stream.h).
 //   speculative (--spec K, or auto = 1): speculative against plain greedy decoding in the same run,
 //     the acceptance rate, the cost of verifying n tokens and of an MTP step, and the speedup
 //     those imply at acceptance 0.6 / 0.8 / 0.9 (bench_spec.h).
@@ -60,6 +64,7 @@ struct BenchOptions {
   bool no_kernels = false;
   std::string spec = "off";
   int64_t batch = 1;
+  bool random_tokens = false;
   BudgetFlags budget;
 };
 
@@ -173,10 +178,14 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
       rep.prefill = experts->stats();
       experts->reset_stats();
     }
+    std::mt19937 token_rng(4321);  // the same stream every repetition
     t0 = Clock::now();
     for (int64_t i = 0; i < o.gen; ++i) {
       const int32_t next[1] = {
-          static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin())};
+          o.random_tokens
+              ? static_cast<int32_t>(token_rng() % static_cast<uint32_t>(c.vocab_size))
+              : static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
+                                     logits.begin())};
       FRUGAL_RETURN_IF_ERROR(eng->model().forward(
           *cache, {.ids = next, .logits_mode = v4::LogitsMode::kLast, .logits = logits}));
     }
@@ -327,6 +336,7 @@ Status run_bench(const BenchOptions& o) {
                                                        : "mapped"},
                         {"prompt_tokens", o.prompt},
                         {"gen_tokens", o.gen},
+                        {"decode_tokens", o.random_tokens ? "random" : "greedy"},
                         {"repetitions", std::max(o.reps, 1)},
                         {"prefill_tokens_per_s", main.prefill_tps},
                         {"decode_tokens_per_s", main.decode_tps},
@@ -474,6 +484,10 @@ Command add_bench(CLI::App& root) {
       ->capture_default_str();
   sub->add_flag("--no-kernels", o->no_kernels, "Skip the per-format GEMV measurements");
   add_budget_flags(sub, &o->budget);
+  sub->add_flag("--random-tokens", o->random_tokens,
+                "Decode steps feed a fixed pseudo-random token stream instead of the greedy "
+                "choice: a random-weight model's greedy output repeats one token, whose routing "
+                "then never changes (with streamed experts that measures an ideal cache)");
   sub->add_option("--bandwidth-mib", o->bandwidth_mib,
                   "Working set of the bandwidth and GEMV probes, MiB (must exceed the LLC)")
       ->capture_default_str()

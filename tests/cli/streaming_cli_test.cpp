@@ -119,3 +119,28 @@ TEST(StreamingCli, PerplexityIsEqual) {
 
 }  // namespace
 }  // namespace frugal
+
+namespace frugal {
+namespace {
+
+// synth --hash-layers: every layer routed by token id (the uniform-routing benchmark checkpoint);
+// the config says so, the checkpoint has a tid2eid table per layer and runs; too many is an error.
+TEST(StreamingCli, SynthHashLayers) {
+  const test::ScopedTempDir tmp("synth-hash");
+  const std::string dir = tmp.file("tiny");
+  const RunResult s =
+      run({"synth", "--preset", "tiny", "--hash-layers", "6", "--skew", "0", "-o", dir});
+  ASSERT_EQ(s.rc, 0) << s.err;
+  const nlohmann::json cfg = nlohmann::json::parse(slurp(dir + "/config.json"));
+  EXPECT_EQ(cfg.at("num_hash_layers").get<int>(), 6);
+  const RunResult b = run({"bench", "-m", dir, "--json", "--prompt", "8", "--gen", "4", "--reps",
+                           "1", "--random-tokens", "--mem-budget", kBudget});
+  ASSERT_EQ(b.rc, 0) << b.err;
+  EXPECT_EQ(nlohmann::json::parse(b.out).at("decode_tokens").get<std::string>(), "random");
+  const RunResult bad = run({"synth", "--preset", "tiny", "--hash-layers", "7", "-o", dir + "x"});
+  EXPECT_EQ(bad.rc, 1);
+  EXPECT_NE(bad.err.find("--hash-layers 7"), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace frugal
