@@ -69,15 +69,17 @@ std::string stream_text(const StreamFigures& f, double decode_tps) {
   std::snprintf(
       buf, sizeof(buf),
       "streamed experts: %lld slots of %s (%lld pinned), %s reads\n"
-      "  hit rate: decode %.1f %% (cache %.1f %%, the rest prefetched), prefill %.1f %%; next-layer "
+      "  hit rate: decode %.1f %% (cache %.1f %%, the rest prefetched), prefill %.1f %%; "
+      "next-layer "
       "guess right %.1f %%, prefetched experts used %.1f %%\n"
       "  decode: disk %s/token -> %.2f GB/s (disk probe, same run: %.2f GB/s), RAM %s/token; "
       "waiting for reads %.1f %% of the time\n"
       "  roofline max(disk, RAM): decode at %.1f %% of it; predicted %.2f tok/s, measured / "
       "predicted %.2f\n",
       static_cast<long long>(f.slots), engine::format_bytes(f.slot_bytes).c_str(),
-      static_cast<long long>(f.pinned), f.direct ? "O_DIRECT" : "buffered",
-      100 * f.decode_hit_rate, 100 * f.decode_cache_hit_rate, 100 * f.prefill_hit_rate, 100 * f.hint_rate, 100 * f.prefetch_used,
+      static_cast<long long>(f.pinned), f.direct ? "O_DIRECT" : "buffered", 100 * f.decode_hit_rate,
+      100 * f.decode_cache_hit_rate, 100 * f.prefill_hit_rate, 100 * f.hint_rate,
+      100 * f.prefetch_used,
       engine::format_bytes(static_cast<uint64_t>(f.disk_bytes_per_token)).c_str(), f.disk_gbps,
       f.disk_probe_gbps, engine::format_bytes(static_cast<uint64_t>(f.ram_bytes_per_token)).c_str(),
       100 * f.wait_share, 100 * f.roofline_fraction, f.predicted_tps,

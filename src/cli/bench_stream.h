@@ -40,15 +40,15 @@ struct StreamFigures {
   bool direct = true;
   double decode_hit_rate = 0, prefill_hit_rate = 0;
   double decode_cache_hit_rate = 0;  // without the prefetched experts
-  double hint_rate = 0;         // next-layer guess
-  double prefetch_used = 0;     // prefetched experts a layer then asked for / prefetch reads
+  double hint_rate = 0;              // next-layer guess
+  double prefetch_used = 0;          // prefetched experts a layer then asked for / prefetch reads
   double disk_bytes_per_token = 0;
   double ram_bytes_per_token = 0;
-  double disk_gbps = 0;         // achieved in decode
+  double disk_gbps = 0;  // achieved in decode
   double disk_probe_gbps = 0;
   double roofline_fraction = 0;
-  double predicted_tps = 0;     // overlapped prediction at the measured hit rate
-  double wait_share = 0;        // decode time the compute thread waited for reads
+  double predicted_tps = 0;  // overlapped prediction at the measured hit rate
+  double wait_share = 0;     // decode time the compute thread waited for reads
 };
 
 StreamFigures stream_figures(const v4::DeepSeekV4Config& c, const stream::ExpertCache& cache,

@@ -40,9 +40,9 @@
 #include "cli/budget_flags.h"
 #include "cli/command.h"
 #include "cli/gen_options.h"
+#include "engine/disk_probe.h"
 #include "engine/engine.h"
 #include "engine/memory_plan.h"
-#include "engine/disk_probe.h"
 #include "engine/probes.h"
 #include "quant/weight.h"
 
@@ -82,7 +82,7 @@ struct Timings {
   // median of the per-repetition ratios decode weight GB/s / bandwidth.
   double read_gbps = 0;
   double roofline_fraction = 0;
-  uint64_t peak_rss = 0;  // before the probe buffer exists
+  uint64_t peak_rss = 0;          // before the probe buffer exists
   std::vector<StreamRep> stream;  // streamed experts: per repetition
 };
 
@@ -182,10 +182,9 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
     t0 = Clock::now();
     for (int64_t i = 0; i < o.gen; ++i) {
       const int32_t next[1] = {
-          o.random_tokens
-              ? static_cast<int32_t>(token_rng() % static_cast<uint32_t>(c.vocab_size))
-              : static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
-                                     logits.begin())};
+          o.random_tokens ? static_cast<int32_t>(token_rng() % static_cast<uint32_t>(c.vocab_size))
+                          : static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) -
+                                                 logits.begin())};
       FRUGAL_RETURN_IF_ERROR(eng->model().forward(
           *cache, {.ids = next, .logits_mode = v4::LogitsMode::kLast, .logits = logits}));
     }
@@ -331,7 +330,7 @@ Status run_bench(const BenchOptions& o) {
                         {"isa", isa},
                         {"threads", main.threads},
                         {"cache", o.cache},
-                        {"weights", streamed         ? "streamed_experts"
+                        {"weights", streamed           ? "streamed_experts"
                                     : o.weights_in_ram ? "huge_pages"
                                                        : "mapped"},
                         {"prompt_tokens", o.prompt},
@@ -407,7 +406,9 @@ Status run_bench(const BenchOptions& o) {
   };
   add("model %s, %s kernels, %d threads, %s cache, weights %s, medians of %d runs\n",
       o.model.c_str(), isa.c_str(), main.threads, o.cache.c_str(),
-      streamed ? "resident + streamed experts" : o.weights_in_ram ? "in huge pages" : "mapped",
+      streamed           ? "resident + streamed experts"
+      : o.weights_in_ram ? "in huge pages"
+                         : "mapped",
       std::max(o.reps, 1));
   add("prefill %lld tokens: %.1f tok/s = %.1f GFLOP/s of matmuls (%.3g GFLOP/token); f32 FMA "
       "peak (same run) %.1f GFLOP/s: %.1f %%%s\n",

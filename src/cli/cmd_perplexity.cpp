@@ -11,8 +11,8 @@
 
 #include "cli/budget_flags.h"
 #include "cli/command.h"
-#include "engine/engine.h"
 #include "core/thread_pool.h"
+#include "engine/engine.h"
 #include "kernels/kernels.h"
 #include "kv/v4_cache.h"
 #include "model/v4/model.h"

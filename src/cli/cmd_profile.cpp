@@ -105,13 +105,17 @@ Command add_profile(CLI::App& root) {
   auto o = std::make_shared<ProfileOptions>();
   o->model = default_model_dir();
   CLI::App* sub = root.add_subcommand(
-      "profile", "Count each block's routed-expert choices on a text (an expert profile to pin "
-                 "the hottest experts from under --mem-budget)");
+      "profile",
+      "Count each block's routed-expert choices on a text (an expert profile to pin "
+      "the hottest experts from under --mem-budget)");
   add_model_option(sub, &o->model);
-  sub->add_option("-f,--file", o->file, "Text file, tokenized with the model's tokenizer ('-' = stdin)")
+  sub->add_option("-f,--file", o->file,
+                  "Text file, tokenized with the model's tokenizer ('-' = stdin)")
       ->required();
   sub->add_option("-o,--output", o->out, "Profile to write (JSON)")->capture_default_str();
-  sub->add_option("--ctx", o->ctx, "Tokens per sequence")->capture_default_str()->check(at_least(1));
+  sub->add_option("--ctx", o->ctx, "Tokens per sequence")
+      ->capture_default_str()
+      ->check(at_least(1));
   sub->add_option("--chunks", o->max_chunks, "Profile only the first N sequences (0 = all)")
       ->check(at_least(0));
   sub->add_option("-t,--threads", o->threads, "Worker threads (0 = one per CPU)")

@@ -1,9 +1,5 @@
 #include "engine/engine.h"
 
-#include "core/progress.h"
-#include "engine/memory_plan.h"
-#include "engine/streaming.h"
-
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -11,6 +7,10 @@
 #include <mutex>
 #include <sstream>
 #include <thread>
+
+#include "core/progress.h"
+#include "engine/memory_plan.h"
+#include "engine/streaming.h"
 
 namespace frugal::engine {
 namespace {

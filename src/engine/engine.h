@@ -42,9 +42,9 @@ struct EngineOptions {
   // Memory the front end holds beside the engine (the server's prefix snapshots), reserved in the
   // budget next to the kv cache.
   uint64_t reserve_bytes = 0;
-  std::string expert_profile;   // `frugal profile` output: its hottest experts are pinned
-  bool prefetch_experts = true;  // prefetch the next block's likely experts
-  bool direct_io = true;         // O_DIRECT expert reads where the file system allows
+  std::string expert_profile;            // `frugal profile` output: its hottest experts are pinned
+  bool prefetch_experts = true;          // prefetch the next block's likely experts
+  bool direct_io = true;                 // O_DIRECT expert reads where the file system allows
   bool unclamped_shared_expert = false;  // v4::SharedExpertClamp::kUnclamped
   bool load_tokenizer = true;
   bool progress = true;  // print load progress on stderr when loading takes over a second

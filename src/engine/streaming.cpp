@@ -60,9 +60,9 @@ Result<StreamDecision> decide_streaming(const EngineOptions& o, const v4::DeepSe
       c, {.max_chunk = o.max_chunk, .max_seq_len = o.max_seq_len, .max_batch = o.max_batch}, true);
   Result<BudgetPlan> p = plan_budget(c, d.budget, arena, kv, true);
   if (!p.ok()) {
-    return d.derived ? p.status().with_context(
-                           "the model does not fit in the memory available (" +
-                           format_bytes(d.available) + ") and streaming its experts needs more")
+    return d.derived ? p.status().with_context("the model does not fit in the memory available (" +
+                                               format_bytes(d.available) +
+                                               ") and streaming its experts needs more")
                      : p.status();
   }
   return d;
@@ -87,20 +87,18 @@ Result<StreamSetup> start_streaming(const StreamDecision& d, const EngineOptions
   s.cache->drop_page_cache();
   model.set_expert_source(s.cache.get());
   char line[512];
-  std::snprintf(line, sizeof(line),
-                "memory budget %s%s: resident weights %s, activations %s, kv %s, %lld expert "
-                "slots of %s (of %lld experts; %lld pinned), %s reads",
-                format_bytes(d.budget).c_str(),
-                d.derived ? (" (derived: 90% of " + format_bytes(d.available) + " available)").c_str()
-                          : "",
-                format_bytes(model.weights().placed_stats.bytes() +
-                             model.weights().owned_stats.bytes())
-                    .c_str(),
-                format_bytes(model.scratch_bytes()).c_str(), format_bytes(kv_reserve(o, c)).c_str(),
-                static_cast<long long>(s.cache->slots()), format_bytes(s.cache->slot_bytes()).c_str(),
-                static_cast<long long>(s.plan.streamed_experts),
-                static_cast<long long>(s.cache->pinned()),
-                s.cache->direct_io() ? "O_DIRECT" : "buffered (no O_DIRECT on this file system)");
+  std::snprintf(
+      line, sizeof(line),
+      "memory budget %s%s: resident weights %s, activations %s, kv %s, %lld expert "
+      "slots of %s (of %lld experts; %lld pinned), %s reads",
+      format_bytes(d.budget).c_str(),
+      d.derived ? (" (derived: 90% of " + format_bytes(d.available) + " available)").c_str() : "",
+      format_bytes(model.weights().placed_stats.bytes() + model.weights().owned_stats.bytes())
+          .c_str(),
+      format_bytes(model.scratch_bytes()).c_str(), format_bytes(kv_reserve(o, c)).c_str(),
+      static_cast<long long>(s.cache->slots()), format_bytes(s.cache->slot_bytes()).c_str(),
+      static_cast<long long>(s.plan.streamed_experts), static_cast<long long>(s.cache->pinned()),
+      s.cache->direct_io() ? "O_DIRECT" : "buffered (no O_DIRECT on this file system)");
   s.summary = line;
   return s;
 }

@@ -46,9 +46,9 @@ Result<std::unique_ptr<ExpertCache>> ExpertCache::create(const v4::ModelWeights&
   }
   const int64_t n_slots = std::min<int64_t>(options.slots, located);
   c->slot_bytes_ = (c->slot_bytes_ + kDirectIoAlign - 1) / kDirectIoAlign * kDirectIoAlign;
-  FRUGAL_ASSIGN_OR_RETURN(
-      c->buffer_, AlignedBuffer::allocate(static_cast<uint64_t>(n_slots) * c->slot_bytes_,
-                                          &c->memory_, {.alignment = kDirectIoAlign}));
+  FRUGAL_ASSIGN_OR_RETURN(c->buffer_,
+                          AlignedBuffer::allocate(static_cast<uint64_t>(n_slots) * c->slot_bytes_,
+                                                  &c->memory_, {.alignment = kDirectIoAlign}));
   c->slots_.resize(static_cast<size_t>(n_slots));
   for (int64_t i = 0; i < n_slots; ++i) {
     c->slots_[static_cast<size_t>(i)].data = c->buffer_.data() + i * c->slot_bytes_;
@@ -86,7 +86,8 @@ Result<std::unique_ptr<ExpertCache>> ExpertCache::create(const v4::ModelWeights&
     }
     for (Slot& s : c->slots_) {
       if (!s.pinned) continue;
-      c->ready_cv_.wait(lk, [&] { return s.state == SlotState::kReady || s.state == SlotState::kFailed; });
+      c->ready_cv_.wait(
+          lk, [&] { return s.state == SlotState::kReady || s.state == SlotState::kFailed; });
       if (s.state == SlotState::kFailed) return s.error;
     }
     c->stats_ = {};
@@ -104,13 +105,13 @@ ExpertCache::~ExpertCache() {
 }
 
 std::string ExpertCache::expert_name(int64_t key) const {
-  std::string name = "block " + std::to_string(key / n_experts_) + " expert " +
-                     std::to_string(key % n_experts_);
+  std::string name =
+      "block " + std::to_string(key / n_experts_) + " expert " + std::to_string(key % n_experts_);
   const auto& locs = weights_->blocks[static_cast<size_t>(key / n_experts_)].ffn.locations;
   if (static_cast<size_t>(key % n_experts_) < locs.size()) {
     const v4::ExpertLocation& l = locs[static_cast<size_t>(key % n_experts_)];
-    name += " (tensors " + l.w1.weight->name + ", " + l.w2.weight->name + ", " +
-            l.w3.weight->name + " and their scales)";
+    name += " (tensors " + l.w1.weight->name + ", " + l.w2.weight->name + ", " + l.w3.weight->name +
+            " and their scales)";
   }
   return name;
 }

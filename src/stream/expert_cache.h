@@ -38,30 +38,30 @@
 namespace frugal::stream {
 
 struct ExpertCacheOptions {
-  int64_t slots = 0;     // expert slots (at least 2 x n_activated_experts)
-  int io_threads = 8;    // reads in flight (a layer asks for top-k = 6 at once)
+  int64_t slots = 0;      // expert slots (at least 2 x n_activated_experts)
+  int io_threads = 8;     // reads in flight (a layer asks for top-k = 6 at once)
   bool direct_io = true;  // O_DIRECT where the file system allows it
-  bool prefetch = true;  // act on the MoE layer's next-block hints
-  double half_life = 0;  // layer steps in which a use's weight halves; 0 = 16 x blocks
+  bool prefetch = true;   // act on the MoE layer's next-block hints
+  double half_life = 0;   // layer steps in which a use's weight halves; 0 = 16 x blocks
   // (block, expert) pairs read at start and never evicted; at most min(slots / 2, slots - 2 x
   // topk) are taken, hottest first.
   std::vector<std::pair<int32_t, int32_t>> pinned;
 };
 
 struct ExpertCacheStats {
-  uint64_t layers = 0;           // begin_layer calls
-  uint64_t requests = 0;         // experts asked for
-  uint64_t hits = 0;             // in memory (or its read already under way) when asked for
-  uint64_t misses = 0;           // a read started by the request
-  uint64_t prefetch_reads = 0;   // reads started by a hint
-  uint64_t prefetch_used = 0;    // of those, experts a layer then asked for
-  uint64_t hinted = 0;           // requested experts of a hinted block
-  uint64_t hinted_right = 0;     // of those, in the hint
-  uint64_t reads = 0;            // experts read
-  uint64_t bytes_read = 0;       // bytes read from the files
+  uint64_t layers = 0;          // begin_layer calls
+  uint64_t requests = 0;        // experts asked for
+  uint64_t hits = 0;            // in memory (or its read already under way) when asked for
+  uint64_t misses = 0;          // a read started by the request
+  uint64_t prefetch_reads = 0;  // reads started by a hint
+  uint64_t prefetch_used = 0;   // of those, experts a layer then asked for
+  uint64_t hinted = 0;          // requested experts of a hinted block
+  uint64_t hinted_right = 0;    // of those, in the hint
+  uint64_t reads = 0;           // experts read
+  uint64_t bytes_read = 0;      // bytes read from the files
   uint64_t evictions = 0;
-  double read_seconds = 0;       // summed over the I/O threads
-  double wait_seconds = 0;       // the compute thread blocked in next()
+  double read_seconds = 0;  // summed over the I/O threads
+  double wait_seconds = 0;  // the compute thread blocked in next()
   // Requests served without a demand read (prefetched ones included), and those the cache held
   // before any hint (what memory saves: a prefetched expert was still read from disk).
   double hit_rate() const { return requests ? static_cast<double>(hits) / requests : 0.0; }
@@ -145,19 +145,19 @@ class ExpertCache final : public v4::ExpertSource {
   std::condition_variable ready_cv_;  // a read finished
   std::condition_variable jobs_cv_;   // a job queued, or stopping
   std::vector<Slot> slots_;
-  std::vector<int32_t> slot_of_;     // [key] -> slot, -1
-  std::vector<Score> scores_;        // [key]
-  std::vector<uint8_t> checked_;     // [key] codes checked on a first read
+  std::vector<int32_t> slot_of_;  // [key] -> slot, -1
+  std::vector<Score> scores_;     // [key]
+  std::vector<uint8_t> checked_;  // [key] codes checked on a first read
   std::deque<Job> demand_, prefetch_;
   bool stop_ = false;
   uint64_t tick_ = 0;
   // The layer in progress.
   int32_t block_ = -1;
-  std::vector<int32_t> want_;      // experts asked for, ascending
-  std::vector<uint8_t> handed_;    // [i] want_[i] handed out
-  std::vector<int32_t> deferred_;  // keys still waiting for a slot
-  int32_t last_slot_ = -1;         // handed out last (unpinned at the next next())
-  std::vector<int32_t> hinted_;    // [block] -> hint generation (tick); -1 none
+  std::vector<int32_t> want_;                   // experts asked for, ascending
+  std::vector<uint8_t> handed_;                 // [i] want_[i] handed out
+  std::vector<int32_t> deferred_;               // keys still waiting for a slot
+  int32_t last_slot_ = -1;                      // handed out last (unpinned at the next next())
+  std::vector<int32_t> hinted_;                 // [block] -> hint generation (tick); -1 none
   std::vector<std::vector<uint8_t>> hint_set_;  // [block][expert]
   ExpertCacheStats stats_;
   std::vector<std::thread> threads_;

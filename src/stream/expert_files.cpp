@@ -118,8 +118,8 @@ Result<ExpertPlan> ExpertFiles::plan(const v4::ExpertLocation& loc) const {
   if (one_file && align_up(hi) - align_down(lo) <= separate) {
     FRUGAL_ASSIGN_OR_RETURN(const int32_t file, index_of(pieces[0].t));
     const uint64_t a = align_down(lo);
-    p.reads.push_back({.file = file, .offset = a, .length = align_up(hi) - a, .need = hi - a,
-                       .slot_offset = 0});
+    p.reads.push_back(
+        {.file = file, .offset = a, .length = align_up(hi) - a, .need = hi - a, .slot_offset = 0});
     for (int i = 0; i < n; ++i) *pieces[i].place = pieces[i].t->offset - a;
     p.slot_bytes = align_up(hi) - a;
     return p;
@@ -130,8 +130,11 @@ Result<ExpertPlan> ExpertFiles::plan(const v4::ExpertLocation& loc) const {
     FRUGAL_ASSIGN_OR_RETURN(const int32_t file, index_of(t));
     const uint64_t a = align_down(t->offset);
     const uint64_t len = align_up(t->offset + t->size) - a;
-    p.reads.push_back(
-        {.file = file, .offset = a, .length = len, .need = t->offset + t->size - a, .slot_offset = at});
+    p.reads.push_back({.file = file,
+                       .offset = a,
+                       .length = len,
+                       .need = t->offset + t->size - a,
+                       .slot_offset = at});
     *pieces[i].place = at + (t->offset - a);
     at += len;
   }
@@ -150,10 +153,12 @@ Status ExpertFiles::check_unchanged(const File& f) const {
       ::stat(f.path.c_str(), &by_path) != 0 || static_cast<uint64_t>(by_path.st_ino) != f.inode;
   if (static_cast<uint64_t>(st.st_size) != f.size || mtime_ns(st) != f.mtime_ns || replaced) {
     std::string what;
-    if (replaced) what = "replaced or removed";
+    if (replaced)
+      what = "replaced or removed";
     else if (static_cast<uint64_t>(st.st_size) != f.size)
       what = "size " + std::to_string(f.size) + " -> " + std::to_string(st.st_size) + " bytes";
-    else what = "modified (mtime changed)";
+    else
+      what = "modified (mtime changed)";
     return io_error(f.path + ": changed on disk since it was loaded (" + what +
                     "); the streamed experts cannot be trusted: restart frugal to load it again");
   }

@@ -29,8 +29,8 @@ std::string model_dir() {
 constexpr const char* kBudget = "272M";
 
 TEST(StreamingCli, RunUnderABudgetPrintsTheSameText) {
-  const std::vector<std::string> base = {"run", "-m", model_dir(), "-p", "ROMEO:", "--temp", "0",
-                                         "-n",  "24", "-t", "1"};
+  const std::vector<std::string> base = {"run", "-m", model_dir(), "-p", "ROMEO:", "--temp",
+                                         "0",   "-n", "24",        "-t", "1"};
   const RunResult plain = run(base);
   ASSERT_EQ(plain.rc, 0) << plain.err;
   std::vector<std::string> budget = base;
@@ -81,8 +81,8 @@ TEST(StreamingCli, ProfileThenPin) {
                                 "--mem-budget", "300M", "--expert-profile", prof});
   ASSERT_EQ(pinned.rc, 0) << pinned.err;
   EXPECT_EQ(pinned.err.find("; 0 pinned"), std::string::npos) << pinned.err;
-  const RunResult bad = run({"run", "-m", model_dir(), "-p", "x", "-n", "1", "--mem-budget",
-                             "300M", "--expert-profile", text});
+  const RunResult bad = run({"run", "-m", model_dir(), "-p", "x", "-n", "1", "--mem-budget", "300M",
+                             "--expert-profile", text});
   EXPECT_EQ(bad.rc, 1);
   EXPECT_NE(bad.err.find(text), std::string::npos) << bad.err;
 }
@@ -106,8 +106,8 @@ TEST(StreamingCli, BenchReportsTheCache) {
 }
 
 TEST(StreamingCli, PerplexityIsEqual) {
-  std::vector<std::string> args = {"perplexity", "-m", model_dir(), "-f", "/dev/stdin", "--ctx",
-                                   "64", "--chunks", "2"};
+  std::vector<std::string> args = {"perplexity", "-m", model_dir(), "-f", "/dev/stdin",
+                                   "--ctx",      "64", "--chunks",  "2"};
   const std::string input(4000, 'a');
   const RunResult a = run(args, input);
   args.insert(args.end(), {"--mem-budget", kBudget});

@@ -58,7 +58,7 @@ uint64_t min_budget_plus(uint64_t extra) {
 TEST(Streaming, BudgetGivesTheResidentTokens) {
   auto resident = tiny(std::nullopt);
   ASSERT_TRUE(resident.ok()) << resident.status().to_string();
-  EXPECT_EQ((*resident)->expert_cache(), nullptr);  // it fits: nothing streams
+  EXPECT_EQ((*resident)->expert_cache(), nullptr);               // it fits: nothing streams
   const uint64_t budget = min_budget_plus(uint64_t{200} << 10);  // a few slots past the minimum
   auto streamed = tiny(budget);
   ASSERT_TRUE(streamed.ok()) << streamed.status().to_string();

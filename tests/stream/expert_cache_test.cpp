@@ -3,8 +3,10 @@
 // sums every token's experts in ascending id whatever order they arrive in), on the shipped
 // tiny-v4 and on the synthetic v4-random checkpoint, with evictions forced by slot counts down to
 // one; and the faults a file on disk can cause are errors naming the file.
-#include <gtest/gtest.h>
+#include "stream/expert_cache.h"
+
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,7 +15,6 @@
 #include <random>
 
 #include "../v4/v4_random.h"
-#include "stream/expert_cache.h"
 
 namespace frugal::stream {
 namespace {

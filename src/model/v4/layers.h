@@ -102,7 +102,7 @@ struct Ctx {
   Scratch& s;
   SequenceCacheView& cache;
   const IndexSelectHook* on_index_select = nullptr;  // optional (tests, diagnostics)
-  ExpertSource* experts = nullptr;  // the routed experts when streamed (else m.experts)
+  ExpertSource* experts = nullptr;    // the routed experts when streamed (else m.experts)
   uint64_t* expert_counts = nullptr;  // optional [blocks, n_routed_experts]: selections counted
 };
 
@@ -128,10 +128,10 @@ int32_t indexer_select(const Ctx& ctx, int32_t block, int64_t i, int64_t t, int3
 // moe.cpp — mirrors MoE.forward (Gate + routed experts + shared expert). Fails only when a
 // streamed expert cannot be read.
 Status moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids, int64_t n,
-                 float* out);
+                   float* out);
 // model.cpp — mirrors Block.forward on the streams x [rows, hc, dim] of `segs`.
 Status block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids,
-                   std::span<const Segment> segs);
+                     std::span<const Segment> segs);
 // model.cpp — the embedding of n tokens repeated over the hc streams into s.x [n, hc, dim].
 void embed_rows(const Ctx& ctx, const int32_t* ids, int64_t n);
 // model.cpp — mirrors ParallelHead.forward: logits = head(norm(hc_head(x))), f32, of rows
@@ -141,6 +141,6 @@ void head_rows(const Ctx& ctx, const HcWeights& hcw, const float* norm, const fl
 // mtp.cpp — mirrors MTPBlock.forward up to the head: main streams x_main [n, hc, dim] (clobbered)
 // and the next ids -> the MTP block's output streams in s.x_mtp [n, hc, dim].
 Status mtp_forward(const Ctx& ctx, int32_t block, float* x_main, const int32_t* next_ids,
-                 int64_t pos0, int64_t n);
+                   int64_t pos0, int64_t n);
 
 }  // namespace frugal::v4

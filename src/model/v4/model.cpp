@@ -270,12 +270,12 @@ Status block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids
   const BlockWeights& bw = ctx.w.blocks[static_cast<size_t>(block)];
   Scratch& s = ctx.s;
   const float eps = static_cast<float>(c.norm_eps);
-  hc_pre(ctx, bw.hc_attn, x, n, s.h);                     // [n, dim]
-  ctx.k.rms_norm(s.h, bw.attn_norm, n, c.dim, eps, s.h);  // attn_norm
-  attention_forward(ctx, block, s.h, segs, s.y);          // [n, dim]
-  hc_post(ctx, x, s.y, n);                                // [n, hc, dim]
-  hc_pre(ctx, bw.hc_ffn, x, n, s.h);                      // [n, dim]
-  ctx.k.rms_norm(s.h, bw.ffn_norm, n, c.dim, eps, s.h);   // ffn_norm
+  hc_pre(ctx, bw.hc_attn, x, n, s.h);                                 // [n, dim]
+  ctx.k.rms_norm(s.h, bw.attn_norm, n, c.dim, eps, s.h);              // attn_norm
+  attention_forward(ctx, block, s.h, segs, s.y);                      // [n, dim]
+  hc_post(ctx, x, s.y, n);                                            // [n, hc, dim]
+  hc_pre(ctx, bw.hc_ffn, x, n, s.h);                                  // [n, dim]
+  ctx.k.rms_norm(s.h, bw.ffn_norm, n, c.dim, eps, s.h);               // ffn_norm
   FRUGAL_RETURN_IF_ERROR(moe_forward(ctx, block, s.h, ids, n, s.y));  // [n, dim]
   hc_post(ctx, x, s.y, n);                                            // [n, hc, dim]
   return ok_status();

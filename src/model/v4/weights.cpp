@@ -381,7 +381,8 @@ Result<std::unique_ptr<ModelWeights>> load_weights(const std::string& dir,
   w->streamed_experts = options.stream_experts;
   FRUGAL_RETURN_IF_ERROR(check_checkpoint(table, w->checkpoint, check));
 
-  uint64_t copy_budget = w->checkpoint.total_bytes() + 64 * static_cast<uint64_t>(w->checkpoint.size());
+  uint64_t copy_budget =
+      w->checkpoint.total_bytes() + 64 * static_cast<uint64_t>(w->checkpoint.size());
   if (options.stream_experts) {  // the routed experts are not copied
     for (const TensorSpec& spec : table.entries()) {
       if (spec.expert != kNoExpert) copy_budget -= std::min(copy_budget, spec.bytes());

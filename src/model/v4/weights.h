@@ -112,10 +112,10 @@ struct ExpertLocation {
 
 // mirrors Gate + MoE.
 struct MoeWeights {
-  WeightView gate;                     // [n_routed_experts, dim] bf16
-  const float* bias = nullptr;         // [n_routed_experts], non-hash blocks
-  const int32_t* tid2eid = nullptr;    // [vocab, n_activated_experts], hash blocks (checked ids)
-  std::vector<ExpertWeights> experts;  // [n_routed_experts]; empty views when streamed
+  WeightView gate;                        // [n_routed_experts, dim] bf16
+  const float* bias = nullptr;            // [n_routed_experts], non-hash blocks
+  const int32_t* tid2eid = nullptr;       // [vocab, n_activated_experts], hash blocks (checked ids)
+  std::vector<ExpertWeights> experts;     // [n_routed_experts]; empty views when streamed
   std::vector<ExpertLocation> locations;  // [n_routed_experts] when streamed, else empty
   ExpertWeights shared;
   float shared_swiglu_limit = 0.0f;  // 0 = unclamped
