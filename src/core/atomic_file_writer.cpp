@@ -1,5 +1,7 @@
 #include "core/atomic_file_writer.h"
 
+#include "core/file_write.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -21,19 +23,6 @@ std::string errno_text(int e) { return std::strerror(e); }
 std::string unique_suffix() {
   static std::atomic<uint64_t> counter{0};
   return std::to_string(::getpid()) + "-w" + std::to_string(counter.fetch_add(1));
-}
-
-// As in file_write.cpp: file systems that cannot sync a directory say EINVAL, which is not an
-// error of the write.
-Status sync_directory(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return io_error(dir + ": cannot open the directory to sync it: " + errno_text(errno));
-  const int rc = ::fsync(fd);
-  const int e = errno;
-  ::close(fd);
-  if (rc != 0 && e != EINVAL)
-    return io_error(dir + ": fsync of the directory failed: " + errno_text(e));
-  return ok_status();
 }
 
 }  // namespace

@@ -32,8 +32,8 @@ std::string parent_of(const std::string& path) {
   return parent.empty() ? std::string(".") : parent.string();
 }
 
-// Makes a rename in `dir` durable. File systems that cannot sync a directory say EINVAL; that is
-// not an error of the write.
+}  // namespace
+
 Status sync_directory(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return io_error(dir + ": cannot open the directory to sync it: " + errno_text(errno));
@@ -44,6 +44,8 @@ Status sync_directory(const std::string& dir) {
     return io_error(dir + ": fsync of the directory failed: " + errno_text(e));
   return ok_status();
 }
+
+namespace {
 
 Status write_all(int fd, const void* data, size_t n, const std::string& path) {
   const auto* p = static_cast<const char*>(data);

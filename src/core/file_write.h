@@ -25,6 +25,10 @@ Status write_file_atomic(const std::string& path,
                          std::span<const std::span<const std::byte>> parts);
 Status write_file_atomic(const std::string& path, std::string_view contents);
 
+// Makes a rename in `dir` durable (fsync of the directory). File systems that cannot sync a
+// directory say EINVAL; that is not an error of the write.
+Status sync_directory(const std::string& dir);
+
 // Whether a StagedDirectory may replace `target`: absent, or a directory whose every entry
 // satisfies `replaceable`; otherwise an invalid_argument error naming the first other entry (or
 // saying the target is not a directory). A writer that builds something large calls it before

@@ -142,21 +142,6 @@ uint64_t peak_rss_bytes() { return proc_kib_field("/proc/self/status", "VmHWM:")
 
 uint64_t mem_available_bytes() { return proc_kib_field("/proc/meminfo", "MemAvailable:"); }
 
-std::string format_bytes(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024.0 && u < 4) {
-    v /= 1024.0;
-    ++u;
-  }
-  char buf[32];
-  if (u == 0) {
-    std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(bytes));
-  } else {
-    std::snprintf(buf, sizeof(buf), "%.2f %s", v, units[u]);
-  }
-  return buf;
-}
+std::string format_bytes(uint64_t bytes) { return format_byte_count(bytes); }
 
 }  // namespace frugal::engine
