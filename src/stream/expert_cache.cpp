@@ -184,6 +184,13 @@ Status ExpertCache::begin_layer(int32_t block, std::span<const int32_t> experts)
   if (block < 0 || static_cast<size_t>(block) >= hinted_.size()) {
     return invalid_argument("expert cache: block " + std::to_string(block) + " out of range");
   }
+  for (const int32_t e : experts) {  // checked before anything changes
+    const int64_t key = static_cast<int64_t>(block) * n_experts_ + e;
+    if (e < 0 || e >= n_experts_ || plans_[static_cast<size_t>(key)].reads.empty()) {
+      return invalid_argument("expert cache: block " + std::to_string(block) + " expert " +
+                              std::to_string(e) + " is not a streamed expert");
+    }
+  }
   if (last_slot_ >= 0) --slots_[static_cast<size_t>(last_slot_)].pins;  // an unfinished layer
   last_slot_ = -1;
   for (size_t i = 0; block_ >= 0 && i < want_.size(); ++i) {
@@ -200,9 +207,6 @@ Status ExpertCache::begin_layer(int32_t block, std::span<const int32_t> experts)
   hinted_[static_cast<size_t>(block)] = 0;
   for (const int32_t e : want_) {
     const int64_t key = static_cast<int64_t>(block) * n_experts_ + e;
-    if (e < 0 || e >= n_experts_ || plans_[static_cast<size_t>(key)].reads.empty()) {
-      return invalid_argument("expert cache: " + expert_name(key) + " is not a streamed expert");
-    }
     ++stats_.requests;
     if (hinted) {
       ++stats_.hinted;

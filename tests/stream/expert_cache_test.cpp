@@ -132,6 +132,25 @@ TEST(ExpertCache, HashLayerHintsAreExact) {
   m->set_expert_source(nullptr);
 }
 
+TEST(ExpertCache, BadRequestsLeaveTheCacheUsable) {
+  auto resident = load(tiny_dir(), false);
+  ASSERT_NE(resident, nullptr);
+  auto m = load(tiny_dir(), true);
+  ASSERT_NE(m, nullptr);
+  auto c = make_cache(*m, 4);
+  ASSERT_NE(c, nullptr);
+  const int32_t bad[] = {1, 99};
+  EXPECT_FALSE(c->begin_layer(0, bad).ok());
+  EXPECT_FALSE(c->begin_layer(-1, {}).ok());
+  const int32_t half[] = {2, 5};  // a layer left unfinished: the next one starts over
+  ASSERT_TRUE(c->begin_layer(1, half).ok());
+  const v4::ExpertWeights* w = nullptr;
+  ASSERT_TRUE(c->next(&w).ok());
+  m->set_expert_source(c.get());
+  EXPECT_TRUE(same_bits(run(*m, 12, 4), run(*resident, 12, 4)));
+  m->set_expert_source(nullptr);
+}
+
 TEST(ExpertCache, NoSourceIsAClearError) {
   auto m = load(tiny_dir(), true);
   ASSERT_NE(m, nullptr);
