@@ -10,7 +10,6 @@
 #include "core/dtype.h"
 #include "engine/engine.h"
 #include "engine/memory_plan.h"
-#include "model/v4/layers.h"
 #include "model/v4/model.h"
 #include "model/v4/tensor_table.h"
 
@@ -76,9 +75,8 @@ int64_t streamed_expert_count(const v4::DeepSeekV4Config& c, bool with_mtp) {
 
 uint64_t activation_bytes_for(const v4::DeepSeekV4Config& c, int64_t max_chunk,
                               int64_t max_seq_len) {
-  v4::Scratch s;
-  return s.plan(c, max_chunk, max_seq_len, v4::ModelOptions{}.index_tile, /*max_batch=*/1,
-                /*streamed_experts=*/true, nullptr);
+  return v4::Model::scratch_bytes_for(c, {.max_chunk = max_chunk, .max_seq_len = max_seq_len},
+                                      /*streamed_experts=*/true);
 }
 
 Result<BudgetPlan> plan_budget(const v4::DeepSeekV4Config& c, uint64_t budget,

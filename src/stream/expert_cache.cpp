@@ -395,13 +395,4 @@ void ExpertCache::reset_stats() {
   stats_ = {};
 }
 
-std::vector<int64_t> ExpertCache::resident_per_block() const {
-  std::lock_guard lk(mu_);
-  std::vector<int64_t> out(hinted_.size(), 0);
-  for (const Slot& s : slots_) {
-    if (s.key >= 0 && s.state == SlotState::kReady) ++out[static_cast<size_t>(s.key / n_experts_)];
-  }
-  return out;
-}
-
 }  // namespace frugal::stream

@@ -18,7 +18,6 @@
 // e8m0 NaN codes, quant::check_weight_codes), so start-up reads only the resident part.
 #pragma once
 
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -93,8 +92,6 @@ class ExpertCache final : public v4::ExpertSource {
   // Drops the page cache of the checkpoint files (what the load of the resident part left).
   void drop_page_cache() const { files_->drop_page_cache(); }
   int64_t pinned() const { return pinned_count_; }
-  // Resident experts per block (diagnostics, tests).
-  std::vector<int64_t> resident_per_block() const;
 
  private:
   enum class SlotState : uint8_t { kEmpty, kQueued, kReading, kReady, kFailed };
@@ -157,7 +154,7 @@ class ExpertCache final : public v4::ExpertSource {
   std::vector<uint8_t> handed_;                 // [i] want_[i] handed out
   std::vector<int32_t> deferred_;               // keys still waiting for a slot
   int32_t last_slot_ = -1;                      // handed out last (unpinned at the next next())
-  std::vector<int32_t> hinted_;                 // [block] -> hint generation (tick); -1 none
+  std::vector<uint8_t> hinted_;                 // [block] a hint is pending for the block
   std::vector<std::vector<uint8_t>> hint_set_;  // [block][expert]
   ExpertCacheStats stats_;
   std::vector<std::thread> threads_;
