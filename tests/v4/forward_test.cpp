@@ -254,6 +254,50 @@ TEST(V4Forward, IndexerTilesDoNotChangeTheSelection) {
   }
 }
 
+// Model::forward takes a prompt through the blocks a span at a time (ModelOptions::prefill_span:
+// in each block the attention runs max_chunk tokens at a time, the MoE over the whole span, and
+// the MTP block max_chunk tokens at a time). A span of one chunk and one of the whole prompt give
+// the same logits and MTP logits: bit for bit with the scalar oracle, to summation noise with the
+// best ISA, whose matmuls take the GEMM path for the larger expert groups (as for a larger chunk).
+TEST(V4Forward, PrefillSpanDoesNotChangeTheLogits) {
+  for (kernels::Isa isa : {kernels::Isa::kScalar, kernels::best_isa()}) {
+    std::vector<float> logits[2], mtp[2];
+    const int64_t spans[2] = {1, 1040};  // 1: a span of one chunk (it is at least max_chunk)
+    for (int k = 0; k < 2; ++k) {
+      auto m = Model::load(random_checkpoint(), test_kernels(isa), {},
+                           {.max_chunk = 24, .max_seq_len = 1040, .prefill_span = spans[k]});
+      ASSERT_TRUE(m.ok()) << m.status().to_string();
+      const std::vector<int32_t> ids =
+          random_ids(201, static_cast<int>((*m)->config().vocab_size), 8);
+      run_prefill(**m, kv::CacheFormat::kFp8, ids, &logits[k], &mtp[k]);
+    }
+    const std::string what(kernels::isa_name(isa));
+    expect_consistent(logits[0], logits[1], isa, what + " span");
+    expect_consistent(mtp[0], mtp[1], isa, what + " span, MTP");
+  }
+}
+
+// The attention of a chunk decodes the CSA entries its queries pick into a pool of
+// ModelOptions::csa_pool entries (at least index_topk); when the next query's picks do not fit,
+// the queries so far attend and the pool starts over. Every query attends to the same values in
+// the same order either way, so a pool of index_topk entries (a new group at nearly every query)
+// gives the logits of the default pool bit for bit on every ISA.
+TEST(V4Forward, CsaPoolSizeDoesNotChangeTheLogits) {
+  for (kernels::Isa isa : kernels::supported_isas()) {
+    std::vector<float> logits[2];
+    const int64_t pools[2] = {8192, 1};
+    for (int k = 0; k < 2; ++k) {
+      auto m = Model::load(random_checkpoint(), test_kernels(isa), {},
+                           {.max_chunk = 64, .max_seq_len = 1040, .csa_pool = pools[k]});
+      ASSERT_TRUE(m.ok()) << m.status().to_string();
+      const std::vector<int32_t> ids =
+          random_ids(160, static_cast<int>((*m)->config().vocab_size), 9);
+      logits[k] = run_in_pieces(**m, kv::CacheFormat::kFp8, ids, {160});
+    }
+    EXPECT_EQ(logits[0], logits[1]) << kernels::isa_name(isa);
+  }
+}
+
 TEST(V4Forward, SnapshotRestoreContinuesLikeAnUninterruptedRun) {
   auto m = load_model();
   ASSERT_NE(m, nullptr);

@@ -47,39 +47,133 @@ void project_q_kv(const Ctx& ctx, int32_t block, const float* x, std::span<const
   }
 }
 
-// Gathers the candidate keys of query t (row i of its segment, whose kv rows start at seg_kv) into
-// s.keys: the window (positions max(0, t-W+1) .. t; in-pass ones from seg_kv, older ones from the
-// ring), then the compressed entries (HCA: all j < (t+1)/r; CSA: the indexer's top-k). Returns
-// the count. ctx.cache is the segment's cache.
-int64_t gather_candidates(const Ctx& ctx, int32_t block, const float* seg_kv, int64_t pos0,
-                          int64_t i) {
+// The entries the chunk's queries attend to, in s.kvpool [rows, hd], and each query's indices into
+// it in s.aidx [n, n_idx] (-1 past its own entries). Rows: the window positions before the chunk
+// (from the ring), the chunk's own kv, then the compressed entries: HCA all completed blocks,
+// CSA the entries the indexer picked, each decoded once however many queries pick it. A query's
+// indices list its window positions oldest first, then its compressed entries (HCA in block
+// order, CSA best first): the order the reference's index list has, so the attention sums in
+// the same order as for one query alone.
+struct KvPool {
+  int64_t wbase = 0;  // position of row 0
+  int64_t cbase = 0;  // row of the first compressed entry
+  int64_t rows = 0;   // rows in use
+  int64_t n_idx = 0;  // indices per query
+  int64_t csa = 0;    // CSA entries in the pool (s.csel)
+};
+
+// Writes the window part of query t's indices (positions max(0, t-W+1) .. t); returns the count.
+int64_t window_indices(const DeepSeekV4Config& c, const KvPool& p, int64_t t, int32_t* idx) {
+  int64_t n = 0;
+  for (int64_t q = std::max<int64_t>(0, t - c.window_size + 1); q <= t; ++q, ++n) {
+    idx[n] = static_cast<int32_t>(q - p.wbase);
+  }
+  return n;
+}
+
+// The window rows (ring positions before pos0, then the chunk's kv rows) and, for HCA, every
+// compressed entry the chunk can see.
+KvPool fill_pool(const Ctx& ctx, int32_t block, const float* seg_kv, int64_t pos0, int64_t n) {
   const DeepSeekV4Config& c = ctx.w.config;
   Scratch& s = ctx.s;
   const int64_t hd = c.head_dim;
-  const int64_t t = pos0 + i;
-  int64_t n = 0;
-  for (int64_t p = std::max<int64_t>(0, t - c.window_size + 1); p <= t; ++p, ++n) {
-    float* dst = s.keys + n * hd;
-    if (p >= pos0) {
-      std::memcpy(dst, seg_kv + (p - pos0) * hd, hd * sizeof(float));
-    } else {
-      ctx.cache.load_window(block, p, dst);
-    }
-  }
   const int64_t ratio = c.compress_ratio(block);
-  if (ratio == 4) {  // CSA: get_compress_topk_idxs replaced by the indexer's choice
-    const int32_t kk = indexer_select(ctx, block, i, t, s.isel);
-    if (ctx.on_index_select != nullptr) (*ctx.on_index_select)(block, t, std::span(s.isel, kk));
-    for (int32_t j = 0; j < kk; ++j, ++n) {
-      ctx.cache.load_compressed(block, s.isel[j], s.keys + n * hd);
-    }
+  KvPool p;
+  p.wbase = std::max<int64_t>(0, pos0 - c.window_size + 1);
+  for (int64_t q = p.wbase; q < pos0; ++q)
+    ctx.cache.load_window(block, q, s.kvpool + (q - p.wbase) * hd);
+  std::memcpy(s.kvpool + (pos0 - p.wbase) * hd, seg_kv, n * hd * sizeof(float));
+  p.cbase = pos0 - p.wbase + n;
+  p.rows = p.cbase;
+  const int64_t last = pos0 + n - 1;  // the chunk's last query sees the most entries
+  p.n_idx = std::min<int64_t>(c.window_size, last + 1);
+  if (ratio == 4) {
+    p.n_idx += std::min<int64_t>(c.index_topk, (last + 1) / 4);
   } else if (ratio > 4) {  // HCA: get_compress_topk_idxs, every completed block
-    for (int64_t j = 0; j < (t + 1) / ratio; ++j, ++n) {
-      ctx.cache.load_compressed(block, j, s.keys + n * hd);
-    }
+    const int64_t nc = (last + 1) / ratio;
+    for (int64_t j = 0; j < nc; ++j)
+      ctx.cache.load_compressed(block, j, s.kvpool + (p.cbase + j) * hd);
+    p.rows += nc;
+    p.n_idx += nc;
   }
-  FRUGAL_CHECK(n <= s.max_candidates);
-  return n;
+  FRUGAL_CHECK(p.rows <= s.kvpool_rows && p.n_idx <= s.max_candidates);
+  return p;
+}
+
+// Attention of the segment's queries [q0, q1) over the pool (sparse_attn), then the de-rotation
+// of their outputs with each query's position.
+void attend(const Ctx& ctx, int32_t block, const Segment& seg, const KvPool& p, int64_t q0,
+            int64_t q1) {
+  if (q1 <= q0) return;
+  const DeepSeekV4Config& c = ctx.w.config;
+  const AttentionWeights& a = ctx.w.blocks[static_cast<size_t>(block)].attn;
+  Scratch& s = ctx.s;
+  const int64_t hd = c.head_dim;
+  const int64_t qd = c.n_heads * hd;
+  float* o = s.o + (seg.row0 + q0) * qd;  // [q1 - q0, H, hd]
+  ctx.k.attention({.q = s.q + (seg.row0 + q0) * qd,
+                   .kv = s.kvpool,
+                   .idx = s.aidx + q0 * p.n_idx,
+                   .sink = a.attn_sink,
+                   .out = o,
+                   .m = q1 - q0,
+                   .n_heads = c.n_heads,
+                   .head_dim = hd,
+                   .n_kv = p.rows,
+                   .n_idx = p.n_idx,
+                   .scale = 1.0f / std::sqrt(static_cast<float>(hd))});  // sparse_attn
+  const RopeTable& rope = ctx.rope[static_cast<size_t>(block)];
+  for (int64_t i = q0; i < q1; ++i) {
+    rope.cos_sin(seg.pos0 + i, s.cos, s.sin);
+    ctx.k.rope(o + (i - q0) * qd, c.n_heads, hd, c.rope_head_dim, s.cos, s.sin,
+               kernels::RopeDirection::kInverse);  // de-rotation with the query position
+  }
+}
+
+// The attention of one segment (ctx.cache is its cache): every query's indices, then one
+// attention call for all of them. CSA: the indexer scores index_group queries at a time; a
+// query's picks go into the pool, and when the pool has no room for another query's the queries
+// so far attend first and the pool's CSA rows start over.
+void segment_attention(const Ctx& ctx, int32_t block, const Segment& seg, const float* seg_kv) {
+  const DeepSeekV4Config& c = ctx.w.config;
+  Scratch& s = ctx.s;
+  const int64_t hd = c.head_dim;
+  const int64_t pos0 = seg.pos0, n = seg.n;
+  const int64_t ratio = c.compress_ratio(block);
+  KvPool p = fill_pool(ctx, block, seg_kv, pos0, n);
+  int64_t q0 = 0;  // first query not yet attended
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t t = pos0 + i;
+    int32_t* idx = s.aidx + i * p.n_idx;
+    int64_t k = window_indices(c, p, t, idx);
+    if (ratio == 4) {  // get_compress_topk_idxs replaced by the indexer's choice
+      if (i % s.index_group == 0)
+        indexer_score(ctx, block, i, std::min(s.index_group, n - i), pos0);
+      const int32_t kk = indexer_select(ctx, i % s.index_group, t, s.isel);
+      if (ctx.on_index_select != nullptr) (*ctx.on_index_select)(block, t, std::span(s.isel, kk));
+      if (p.rows + kk > s.kvpool_rows) {  // no room: attend, then refill the CSA rows
+        attend(ctx, block, seg, p, q0, i);
+        q0 = i;
+        for (int64_t e = 0; e < p.csa; ++e) s.cslot[s.csel[e]] = -1;
+        p.rows = p.cbase;
+        p.csa = 0;
+      }
+      for (int32_t j = 0; j < kk; ++j, ++k) {
+        const int32_t e = s.isel[j];
+        if (s.cslot[e] < 0) {
+          s.cslot[e] = static_cast<int32_t>(p.rows);
+          s.csel[p.csa++] = e;
+          ctx.cache.load_compressed(block, e, s.kvpool + p.rows++ * hd);
+        }
+        idx[k] = s.cslot[e];
+      }
+    } else if (ratio > 4) {
+      for (int64_t j = 0; j < (t + 1) / ratio; ++j, ++k) idx[k] = static_cast<int32_t>(p.cbase + j);
+    }
+    std::fill(idx + k, idx + p.n_idx, -1);
+  }
+  attend(ctx, block, seg, p, q0, n);
+  for (int64_t e = 0; e < p.csa; ++e) s.cslot[s.csel[e]] = -1;  // the map is clear between calls
 }
 
 // o [n, H, hd] -> out [n, dim]: z_g = wo_a[g] o[group g] per group, then wo_b over the concat.
@@ -110,7 +204,6 @@ void attention_forward(const Ctx& ctx, int32_t block, const float* x, std::span<
   const int64_t rows = segs.back().row0 + segs.back().n;
   project_q_kv(ctx, block, x, segs, rows);  // s.q [rows, H, hd], s.kv [rows, hd]
   const int64_t ratio = c.compress_ratio(block);
-  const RopeTable& rope = ctx.rope[static_cast<size_t>(block)];
   for (const Segment& seg : segs) {  // each sequence on its own cache
     const Ctx sc{ctx.k, ctx.w, ctx.rope, ctx.s, *seg.cache, ctx.on_index_select};
     const float* xs = x + seg.row0 * c.dim;
@@ -118,25 +211,7 @@ void attention_forward(const Ctx& ctx, int32_t block, const float* x, std::span<
     const int64_t pos0 = seg.pos0, n = seg.n;
     if (ratio == 4) indexer_prepare(sc, block, xs, s.cq + seg.row0 * c.q_lora_rank, pos0, n);
     if (ratio > 0) compressor_forward(sc, block, CompressorSlot::kMain, a.compressor, xs, pos0, n);
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t n_cand = gather_candidates(sc, block, seg_kv, pos0, i);  // s.keys
-      const int64_t row = seg.row0 + i;
-      float* o = s.o + row * c.n_heads * hd;  // [H, hd]
-      ctx.k.attention({.q = s.q + row * c.n_heads * hd,
-                       .kv = s.keys,
-                       .idx = s.kidx,
-                       .sink = a.attn_sink,
-                       .out = o,
-                       .m = 1,
-                       .n_heads = c.n_heads,
-                       .head_dim = hd,
-                       .n_kv = n_cand,
-                       .n_idx = n_cand,
-                       .scale = 1.0f / std::sqrt(static_cast<float>(hd))});  // sparse_attn
-      rope.cos_sin(pos0 + i, s.cos, s.sin);
-      ctx.k.rope(o, c.n_heads, hd, c.rope_head_dim, s.cos, s.sin,
-                 kernels::RopeDirection::kInverse);  // de-rotation with the query position
-    }
+    segment_attention(sc, block, seg, seg_kv);  // s.o rows of the segment
     // The ring keeps the last window_size positions (slot = position mod window_size).
     for (int64_t p = std::max(pos0, pos0 + n - c.window_size); p < pos0 + n; ++p) {
       seg.cache->store_window(block, p, seg_kv + (p - pos0) * hd);

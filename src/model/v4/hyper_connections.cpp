@@ -1,5 +1,6 @@
 // mHC: manifold-constrained hyper-connections (doc §2.6; reference Block.hc_pre, Block.hc_post,
 // ParallelHead.hc_head, kernel.py hc_split_sinkhorn). The math is in the op API (HcPreArgs etc.).
+#include <algorithm>
 #include <cstring>
 
 #include "model/v4/layers.h"
@@ -32,18 +33,24 @@ void hc_pre(const Ctx& ctx, const HcWeights& hc, const float* x, int64_t n, floa
                 .sinkhorn_iters = static_cast<int>(c.hc_sinkhorn_iters)});
 }
 
-// mirrors Block.hc_post: new stream k = post[k] * y + sum_j comb[j, k] * x[j]   (x updated)
+// mirrors Block.hc_post: new stream k = post[k] * y + sum_j comb[j, k] * x[j]   (x updated,
+// max_chunk rows at a time through s.x_new)
 void hc_post(const Ctx& ctx, float* x, const float* y, int64_t n) {
   const DeepSeekV4Config& c = ctx.w.config;
-  ctx.k.hc_post({.y = y,  // [n, dim]
-                 .x = x,  // [n, hc, dim]
-                 .post = ctx.s.post,
-                 .comb = ctx.s.comb,
-                 .out = ctx.s.x_new,  // [n, hc, dim]
-                 .m = n,
-                 .hc_mult = c.hc_mult,
-                 .dim = c.dim});
-  std::memcpy(x, ctx.s.x_new, static_cast<size_t>(n * c.hc_dim()) * sizeof(float));
+  const Scratch& s = ctx.s;
+  const int64_t hc = c.hc_mult, hd = c.hc_dim();
+  for (int64_t r0 = 0; r0 < n; r0 += s.max_chunk) {
+    const int64_t m = std::min(s.max_chunk, n - r0);
+    ctx.k.hc_post({.y = y + r0 * c.dim,  // [m, dim]
+                   .x = x + r0 * hd,     // [m, hc, dim]
+                   .post = s.post + r0 * hc,
+                   .comb = s.comb + r0 * hc * hc,
+                   .out = s.x_new,  // [m, hc, dim]
+                   .m = m,
+                   .hc_mult = hc,
+                   .dim = c.dim});
+    std::memcpy(x + r0 * hd, s.x_new, static_cast<size_t>(m * hd) * sizeof(float));
+  }
 }
 
 // mirrors ParallelHead.hc_head: pre = sigmoid(mixes * scale + base) + hc_eps; h = sum_j pre[j] x[j]

@@ -23,26 +23,41 @@ namespace frugal::v4 {
 // the rest of the model is compared on the same entries. Tests and diagnostics only.
 using IndexSelectHook = std::function<void(int32_t block, int64_t pos, std::span<int32_t> entries)>;
 
-// f32 (and int32) work buffers; n = tokens in a chunk (<= max_chunk).
+// What the scratch is sized for.
+struct ScratchSizes {
+  int64_t chunk = 0;       // rows of the attention half of a block (and of forward_batch)
+  int64_t span = 0;        // rows of a whole pass (>= chunk): the streams and the MoE half
+  int64_t seq_len = 0;     // longest sequence
+  int64_t index_tile = 0;  // at most this many indexer keys scored per matmul
+  int64_t csa_pool = 0;    // CSA entries the attention's pool holds (at least index_topk)
+  int64_t batch = 1;       // forward_batch's kLast rows
+  bool streamed_experts = false;
+};
+
+// f32 (and int32) work buffers. n = tokens of a chunk (<= max_chunk), N = of a span (<= max_span:
+// Model::forward's rows, which the MoE half of a block takes at once).
 struct Scratch {
-  float* x = nullptr;      // [n, hc, dim] the hyper-connection streams
+  float* x = nullptr;      // [N, hc, dim] the hyper-connection streams
   float* x_mtp = nullptr;  // [n, hc, dim] streams of the MTP block
-  float* h = nullptr;      // [n, dim] hc_pre output, then normed sub-layer input
-  float* y = nullptr;      // [n, dim] sub-layer output
-  float* mixes = nullptr;  // [n, (2+hc)*hc]
-  float* post = nullptr;   // [n, hc]
-  float* comb = nullptr;   // [n, hc, hc]
+  float* h = nullptr;      // [N, dim] hc_pre output, then normed sub-layer input
+  float* y = nullptr;      // [N, dim] sub-layer output
+  float* mixes = nullptr;  // [N, (2+hc)*hc]
+  float* post = nullptr;   // [N, hc]
+  float* comb = nullptr;   // [N, hc, hc]
   float* x_new = nullptr;  // [n, hc, dim] hc_post output (must not overlap its input)
   // attention
-  float* cq = nullptr;      // [n, q_lora_rank]
-  float* q = nullptr;       // [n, n_heads, head_dim]
-  float* kv = nullptr;      // [n, head_dim]
-  float* o = nullptr;       // [n, n_heads, head_dim]
-  float* oa = nullptr;      // [n, o_groups * o_lora_rank]
-  float* cos = nullptr;     // [rope_head_dim / 2]
-  float* sin = nullptr;     // [rope_head_dim / 2]
-  float* keys = nullptr;    // [max_candidates, head_dim] the candidates of one query
-  int32_t* kidx = nullptr;  // [max_candidates] 0, 1, 2, ... (attention indices into keys)
+  float* cq = nullptr;   // [n, q_lora_rank]
+  float* q = nullptr;    // [n, n_heads, head_dim]
+  float* kv = nullptr;   // [n, head_dim]
+  float* o = nullptr;    // [n, n_heads, head_dim]
+  float* oa = nullptr;   // [n, o_groups * o_lora_rank]
+  float* cos = nullptr;  // [rope_head_dim / 2]
+  float* sin = nullptr;  // [rope_head_dim / 2]
+  float* kvpool =
+      nullptr;  // [kvpool_rows, head_dim] the entries a chunk attends to (attention.cpp)
+  int32_t* aidx = nullptr;   // [n, max_candidates] each query's indices into kvpool (-1: none)
+  int32_t* cslot = nullptr;  // [max_seq_len / 4 + 1] CSA entry -> its kvpool row, -1 when absent
+  int32_t* csel = nullptr;   // [kvpool_rows] the CSA entries in kvpool
   // compressor
   float* ca = nullptr;     // [n, c*d] wkv outputs
   float* cb = nullptr;     // [n, c*d] wgate outputs
@@ -51,38 +66,41 @@ struct Scratch {
   // indexer
   float* iq = nullptr;       // [n, index_n_heads, index_head_dim]
   float* iw = nullptr;       // [n, index_n_heads]
-  float* iscores = nullptr;  // [max_seq_len / 4]
+  float* iscores = nullptr;  // [index_group, iscores_stride] scores of a group of queries
   float* ikeys = nullptr;    // [index_tile, index_head_dim] one tile of keys (f32 at most)
-  float* idots = nullptr;    // [index_n_heads, index_tile] their dot products with the heads
+  float* idots = nullptr;    // [index_group, index_n_heads, index_tile] their dot products
   int32_t* isel = nullptr;   // [index_topk]
-  // MoE (the chunk's tokens are grouped by routed expert, so each expert is read once per chunk)
-  float* gate = nullptr;     // [n, n_routed_experts] scores
+  // MoE (the span's tokens are grouped by routed expert, so each expert is read once per span)
+  float* gate = nullptr;     // [N, n_routed_experts] scores
   float* biased = nullptr;   // [n_routed_experts] scores + bias of one token
-  int32_t* esel = nullptr;   // [n, n_activated_experts] selected experts
-  float* eweight = nullptr;  // [n, n_activated_experts] their routing weights
+  int32_t* esel = nullptr;   // [N, n_activated_experts] selected experts
+  float* eweight = nullptr;  // [N, n_activated_experts] their routing weights
   int32_t* eoff = nullptr;   // [n_routed_experts + 1] start of each expert's rows in etok
-  int32_t* etok = nullptr;   // [n * n_activated_experts] tokens by expert, ascending per expert
-  float* ewt = nullptr;      // [n * n_activated_experts] the routing weight of each etok row
-  float* xg = nullptr;       // [n, dim] inputs gathered for one expert
-  float* eg = nullptr;       // [n, moe_inter_dim]
-  float* eu = nullptr;       // [n, moe_inter_dim]
-  float* eo = nullptr;       // [n, dim]
+  int32_t* etok = nullptr;   // [N * n_activated_experts] tokens by expert, ascending per expert
+  float* ewt = nullptr;      // [N * n_activated_experts] the routing weight of each etok row
+  float* xg = nullptr;       // [N, dim] inputs gathered for one expert
+  float* eg = nullptr;       // [min(N, kMatmulRows), moe_inter_dim]
+  float* eu = nullptr;       // [min(N, kMatmulRows), moe_inter_dim]
+  float* eo = nullptr;       // [N, dim]
   // streamed experts only (ModelWeights::streamed_experts; else nullptr):
-  float* epair = nullptr;    // [n * n_activated_experts, dim] each etok row's expert output
-  int32_t* eused = nullptr;  // [n_routed_experts] the experts the chunk uses, ascending
-  int32_t* ehint = nullptr;  // [n * n_activated_experts] the next block's guessed experts
+  float* epair = nullptr;    // [N * n_activated_experts, dim] each etok row's expert output
+  int32_t* eused = nullptr;  // [n_routed_experts] the experts the span uses, ascending
+  int32_t* ehint = nullptr;  // [N * n_activated_experts] the next block's guessed experts
   float* ee = nullptr;       // [n, dim] MTP: e_proj(enorm(embed(next)))
   float* blogits = nullptr;  // [max_batch, vocab] forward_batch: the last rows' logits
   int32_t* bids = nullptr;   // [n] forward_batch: the token ids of all rows
 
   int64_t max_chunk = 0;
+  int64_t max_span = 0;
   int64_t max_seq_len = 0;
-  int64_t max_candidates = 0;
-  int64_t index_tile = 0;  // indexer keys scored per matmul
+  int64_t max_candidates = 0;  // attention indices per query
+  int64_t kvpool_rows = 0;
+  int64_t index_tile = 0;      // indexer keys scored per matmul
+  int64_t index_group = 0;     // indexer queries scored per matmul
+  int64_t iscores_stride = 0;  // max_seq_len / 4 + 1
 
   // Takes the buffers from `arena` (nullptr: only computes the size). Returns the bytes needed.
-  uint64_t plan(const DeepSeekV4Config& c, int64_t max_chunk, int64_t max_seq_len,
-                int64_t max_index_tile, int64_t max_batch, bool streamed_experts, Arena* arena);
+  uint64_t plan(const DeepSeekV4Config& c, const ScratchSizes& sizes, Arena* arena);
 };
 
 // Rows [row0, row0 + n) of a pass belong to one sequence: its cache, positions pos0 .. pos0+n-1.
@@ -106,6 +124,15 @@ struct Ctx {
   uint64_t* expert_counts = nullptr;  // optional [blocks, n_routed_experts]: selections counted
 };
 
+// Rows a matmul of the span takes at once: the op API's many-token path runs every token through
+// each decoded weight tile, so the activations of more tokens than fit in L2 are read from
+// further out once per tile. Measured on this machine (FP8 [2048, 4096], 2 threads): 2,048 tokens
+// at once 76-78 GFLOP/s, in pieces of 128-512 95-98.
+inline constexpr int64_t kMatmulRows = 512;
+// model.cpp — y [m, w.rows] = x [m, w.cols] W^T in equal pieces of at most kMatmulRows rows (so
+// no piece is smaller than half of one, and each row's sums are those of one call).
+void matmul_rows(const Ctx& ctx, const quant::WeightView& w, int64_t m, const float* x, float* y);
+
 // hyper_connections.cpp — mirrors Block.hc_pre / Block.hc_post / ParallelHead.hc_head.
 void hc_pre(const Ctx& ctx, const HcWeights& hc, const float* x, int64_t n, float* h);
 void hc_post(const Ctx& ctx, float* x, const float* y, int64_t n);
@@ -124,7 +151,10 @@ void compressor_forward(const Ctx& ctx, int32_t block, CompressorSlot slot,
 // then the top-k selection of one query.
 void indexer_prepare(const Ctx& ctx, int32_t block, const float* x, const float* qr, int64_t pos0,
                      int64_t n);
-int32_t indexer_select(const Ctx& ctx, int32_t block, int64_t i, int64_t t, int32_t* out);
+// Scores of the g <= index_group queries at chunk rows i0 .. (tokens pos0 + i0 ..) into s.iscores.
+void indexer_score(const Ctx& ctx, int32_t block, int64_t i0, int64_t g, int64_t pos0);
+// The top-k entries of query row k of s.iscores (token t) into out; returns the count.
+int32_t indexer_select(const Ctx& ctx, int64_t k, int64_t t, int32_t* out);
 // moe.cpp — mirrors MoE.forward (Gate + routed experts + shared expert). Fails only when a
 // streamed expert cannot be read.
 Status moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids, int64_t n,

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <numeric>
 
 #include "core/log.h"
 #include "quant/weight.h"
@@ -30,35 +29,55 @@ class Carver {
   uint64_t used_ = 0;
 };
 
+// ModelOptions::prefill_span = 0: this many chunks (frugal bench's 512-token chunks: 2,048 tokens,
+// ~48 per routed expert at V4-Flash's 6 of 256, past the op API's many-token threshold).
+constexpr int64_t kDefaultSpanChunks = 4;
+// Indexer queries scored by one matmul per key tile: each tile is copied out of the cache once
+// per group, and the matmul has index_group * index_n_heads tokens (1,024 at V4-Flash dims).
+// Costs index_group * index_n_heads * index_tile floats of dot products (4 MiB at V4-Flash dims).
+constexpr int64_t kIndexGroup = 16;
+
 }  // namespace
 
-uint64_t Scratch::plan(const DeepSeekV4Config& c, int64_t chunk, int64_t seq_len,
-                       int64_t max_index_tile, int64_t max_batch, bool streamed_experts,
-                       Arena* arena) {
-  max_chunk = chunk;
-  max_seq_len = seq_len;
+uint64_t Scratch::plan(const DeepSeekV4Config& c, const ScratchSizes& z, Arena* arena) {
+  max_chunk = z.chunk;
+  max_span = std::max(z.span, z.chunk);
+  max_seq_len = z.seq_len;
   int64_t max_ratio = 4;
-  int64_t max_compressed = 0;
+  int64_t max_compressed = 0;   // compressed entries one query attends to
+  int64_t pool_compressed = 0;  // compressed entries in kvpool
   for (int64_t b = 0; b < c.n_blocks(); ++b) {
     const int64_t r = c.compress_ratio(b);
     max_ratio = std::max(max_ratio, r);
-    if (r == 4) max_compressed = std::max(max_compressed, std::min(c.index_topk, seq_len / 4));
-    if (r > 4) max_compressed = std::max(max_compressed, seq_len / r);
+    if (r == 4) {
+      max_compressed = std::max(max_compressed, std::min(c.index_topk, z.seq_len / 4));
+      pool_compressed =
+          std::max(pool_compressed, std::min(z.seq_len / 4, std::max(z.csa_pool, c.index_topk)));
+    }
+    if (r > 4) {
+      max_compressed = std::max(max_compressed, z.seq_len / r);
+      pool_compressed = std::max(pool_compressed, z.seq_len / r);
+    }
   }
   max_candidates = c.window_size + max_compressed;
-  const int64_t n = chunk;
+  kvpool_rows = c.window_size - 1 + z.chunk + pool_compressed;
+  index_group = std::min(kIndexGroup, z.chunk);
+  iscores_stride = z.seq_len / 4 + 1;
+  const int64_t n = max_chunk;
+  const int64_t N = max_span;
   const int64_t d = c.dim;
   const int64_t hc = c.hc_mult;
   const int64_t qd = c.n_heads * c.head_dim;
   const int64_t cd = 2 * std::max(c.head_dim, c.index_head_dim);
+  const int64_t topk = c.n_activated_experts;
   Carver cv(arena);
-  cv.take(x, n * hc * d);
+  cv.take(x, N * hc * d);
   cv.take(x_mtp, n * hc * d);
-  cv.take(h, n * d);
-  cv.take(y, n * d);
-  cv.take(mixes, n * c.hc_mix());
-  cv.take(post, n * hc);
-  cv.take(comb, n * hc * hc);
+  cv.take(h, N * d);
+  cv.take(y, N * d);
+  cv.take(mixes, N * c.hc_mix());
+  cv.take(post, N * hc);
+  cv.take(comb, N * hc * hc);
   cv.take(x_new, n * hc * d);
   cv.take(cq, n * c.q_lora_rank);
   cv.take(q, n * qd);
@@ -67,47 +86,65 @@ uint64_t Scratch::plan(const DeepSeekV4Config& c, int64_t chunk, int64_t seq_len
   cv.take(oa, n * c.o_groups * c.o_lora_rank);
   cv.take(cos, c.rope_head_dim / 2);
   cv.take(sin, c.rope_head_dim / 2);
-  cv.take(keys, max_candidates * c.head_dim);
-  cv.take(kidx, max_candidates);
+  cv.take(kvpool, kvpool_rows * c.head_dim);
+  cv.take(aidx, n * max_candidates);
+  cv.take(cslot, iscores_stride);
+  cv.take(csel, kvpool_rows);
   cv.take(ca, n * cd);
   cv.take(cb, n * cd);
   cv.take(entry, std::max(c.head_dim, c.index_head_dim));
   cv.take(pool, 2 * max_ratio);
   cv.take(iq, n * c.index_n_heads * c.index_head_dim);
   cv.take(iw, n * c.index_n_heads);
-  cv.take(iscores, seq_len / 4 + 1);
-  index_tile = std::min<int64_t>(seq_len / 4 + 1, max_index_tile);
+  cv.take(iscores, index_group * iscores_stride);
+  index_tile = std::min<int64_t>(z.seq_len / 4 + 1, z.index_tile);
   cv.take(ikeys, index_tile * c.index_head_dim);
-  cv.take(idots, index_tile * c.index_n_heads);
+  cv.take(idots, index_group * c.index_n_heads * index_tile);
   cv.take(isel, c.index_topk);
-  cv.take(gate, n * c.n_routed_experts);
+  cv.take(gate, N * c.n_routed_experts);
   cv.take(biased, c.n_routed_experts);
-  cv.take(esel, n * c.n_activated_experts);
-  cv.take(eweight, n * c.n_activated_experts);
+  cv.take(esel, N * topk);
+  cv.take(eweight, N * topk);
   cv.take(eoff, c.n_routed_experts + 1);
-  cv.take(etok, n * c.n_activated_experts);
-  cv.take(ewt, n * c.n_activated_experts);
-  cv.take(xg, n * d);
-  cv.take(eg, n * c.moe_inter_dim);
-  cv.take(eu, n * c.moe_inter_dim);
-  cv.take(eo, n * d);
-  if (streamed_experts) {
-    cv.take(epair, n * c.n_activated_experts * d);
+  cv.take(etok, N * topk);
+  cv.take(ewt, N * topk);
+  cv.take(xg, N * d);
+  cv.take(eg, std::min(N, kMatmulRows) * c.moe_inter_dim);
+  cv.take(eu, std::min(N, kMatmulRows) * c.moe_inter_dim);
+  cv.take(eo, N * d);
+  if (z.streamed_experts) {
+    cv.take(epair, N * topk * d);
     cv.take(eused, c.n_routed_experts);
-    cv.take(ehint, n * c.n_activated_experts);
+    cv.take(ehint, N * topk);
   }
   cv.take(ee, n * d);
-  cv.take(blogits, max_batch > 1 ? max_batch * c.vocab_size : 0);
+  cv.take(blogits, z.batch > 1 ? z.batch * c.vocab_size : 0);
   cv.take(bids, n);
   return cv.used();
 }
 
+namespace {
+
+// The scratch sizes of a model of `c` created with `o` (Model::create checks the options).
+ScratchSizes scratch_sizes(const DeepSeekV4Config& c, const ModelOptions& o,
+                           bool streamed_experts) {
+  const int64_t seq = o.max_seq_len > 0 ? o.max_seq_len : c.max_position_embeddings;
+  const int64_t span = o.prefill_span > 0 ? o.prefill_span : kDefaultSpanChunks * o.max_chunk;
+  return {.chunk = o.max_chunk,
+          .span = std::max(o.max_chunk, std::min(span, seq)),
+          .seq_len = seq,
+          .index_tile = o.index_tile,
+          .csa_pool = o.csa_pool,
+          .batch = o.max_batch,
+          .streamed_experts = streamed_experts};
+}
+
+}  // namespace
+
 uint64_t Model::scratch_bytes_for(const DeepSeekV4Config& c, const ModelOptions& options,
                                   bool streamed_experts) {
   Scratch s;
-  const int64_t seq = options.max_seq_len > 0 ? options.max_seq_len : c.max_position_embeddings;
-  return s.plan(c, options.max_chunk, seq, options.index_tile, options.max_batch, streamed_experts,
-                nullptr);
+  return s.plan(c, scratch_sizes(c, options, streamed_experts), nullptr);
 }
 
 Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelWeights> weights,
@@ -118,6 +155,8 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelWeights> weigh
   if (options.max_chunk < 1) return invalid_argument("model options: max_chunk must be >= 1");
   if (options.index_tile < 1) return invalid_argument("model options: index_tile must be >= 1");
   if (options.max_batch < 1) return invalid_argument("model options: max_batch must be >= 1");
+  if (options.prefill_span < 0) return invalid_argument("model options: prefill_span must be >= 0");
+  if (options.csa_pool < 1) return invalid_argument("model options: csa_pool must be >= 1");
   std::unique_ptr<Model> m(new Model());
   m->kernels_ = &kernels;
   m->max_chunk_ = options.max_chunk;
@@ -128,18 +167,17 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelWeights> weigh
   for (int64_t b = 0; b < c.n_blocks(); ++b) {
     m->rope_.emplace_back(c.rope_head_dim, c.rope_params(b));
   }
-  const bool streamed = weights->streamed_experts;
-  const uint64_t bytes = m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, options.index_tile,
-                                          m->max_batch_, streamed, nullptr);
+  const ScratchSizes sizes = scratch_sizes(c, options, weights->streamed_experts);
+  const uint64_t bytes = m->scratch_.plan(c, sizes, nullptr);
   FRUGAL_ASSIGN_OR_RETURN(m->arena_, Arena::create(bytes, &m->scratch_stats_));
-  m->scratch_.plan(c, m->max_chunk_, m->max_seq_len_, options.index_tile, m->max_batch_, streamed,
-                   &m->arena_);
+  m->scratch_.plan(c, sizes, &m->arena_);
   FRUGAL_RETURN_IF_ERROR(m->arena_.status());  // a sizing bug if it fires
-  std::iota(m->scratch_.kidx, m->scratch_.kidx + m->scratch_.max_candidates, 0);
+  m->max_span_ = m->scratch_.max_span;
+  std::fill_n(m->scratch_.cslot, m->scratch_.iscores_stride, -1);  // no CSA entry pooled
   m->weights_ = std::move(weights);
-  FRUGAL_LOG_INFO("v4: scratch %llu bytes (chunk %lld, max_seq_len %lld)",
+  FRUGAL_LOG_INFO("v4: scratch %llu bytes (chunk %lld, span %lld, max_seq_len %lld)",
                   static_cast<unsigned long long>(bytes), static_cast<long long>(m->max_chunk_),
-                  static_cast<long long>(m->max_seq_len_));
+                  static_cast<long long>(m->max_span_), static_cast<long long>(m->max_seq_len_));
   return m;
 }
 
@@ -262,7 +300,10 @@ Status Model::check_mtp_request(const SequenceCacheView& cache, const MtpRequest
   return ok_status();
 }
 
-// mirrors Block.forward
+// mirrors Block.forward. The attention half runs max_chunk rows at a time: the rows of `segs`
+// when they fit (every forward_batch, a chunk of Model::forward), else consecutive pieces of the
+// single sequence (Model::forward's span), each attending to the positions the pieces before it
+// stored. The FFN half runs once over all rows, so the span's tokens share each routed expert.
 Status block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids,
                      std::span<const Segment> segs) {
   const int64_t n = segs.back().row0 + segs.back().n;  // rows of every sequence
@@ -270,15 +311,38 @@ Status block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids
   const BlockWeights& bw = ctx.w.blocks[static_cast<size_t>(block)];
   Scratch& s = ctx.s;
   const float eps = static_cast<float>(c.norm_eps);
-  hc_pre(ctx, bw.hc_attn, x, n, s.h);                                 // [n, dim]
-  ctx.k.rms_norm(s.h, bw.attn_norm, n, c.dim, eps, s.h);              // attn_norm
-  attention_forward(ctx, block, s.h, segs, s.y);                      // [n, dim]
-  hc_post(ctx, x, s.y, n);                                            // [n, hc, dim]
+  auto attention_half = [&](float* xp, std::span<const Segment> piece) {
+    const int64_t rows = piece.back().row0 + piece.back().n;
+    hc_pre(ctx, bw.hc_attn, xp, rows, s.h);                    // [rows, dim]
+    ctx.k.rms_norm(s.h, bw.attn_norm, rows, c.dim, eps, s.h);  // attn_norm
+    attention_forward(ctx, block, s.h, piece, s.y);            // [rows, dim]
+    hc_post(ctx, xp, s.y, rows);                               // [rows, hc, dim]
+  };
+  if (n <= s.max_chunk) {
+    attention_half(x, segs);
+  } else {
+    FRUGAL_CHECK(segs.size() == 1 && n <= s.max_span);
+    for (int64_t r0 = 0; r0 < n; r0 += s.max_chunk) {
+      const Segment piece[1] = {{.cache = segs[0].cache,
+                                 .row0 = 0,
+                                 .n = std::min(s.max_chunk, n - r0),
+                                 .pos0 = segs[0].pos0 + r0}};
+      attention_half(x + r0 * c.hc_dim(), piece);
+    }
+  }
   hc_pre(ctx, bw.hc_ffn, x, n, s.h);                                  // [n, dim]
   ctx.k.rms_norm(s.h, bw.ffn_norm, n, c.dim, eps, s.h);               // ffn_norm
   FRUGAL_RETURN_IF_ERROR(moe_forward(ctx, block, s.h, ids, n, s.y));  // [n, dim]
   hc_post(ctx, x, s.y, n);                                            // [n, hc, dim]
   return ok_status();
+}
+
+void matmul_rows(const Ctx& ctx, const quant::WeightView& w, int64_t m, const float* x, float* y) {
+  const int64_t pieces = (m + kMatmulRows - 1) / kMatmulRows;
+  const int64_t rows = pieces > 0 ? (m + pieces - 1) / pieces : 0;
+  for (int64_t r0 = 0; r0 < m; r0 += rows) {
+    ctx.k.matmul(w, std::min(rows, m - r0), x + r0 * w.cols, y + r0 * w.rows);
+  }
 }
 
 // h = embed(ids); h.unsqueeze(2).repeat(1, 1, hc_mult, 1): s.x [n, hc, dim] (uses s.h).
@@ -301,7 +365,7 @@ void head_rows(const Ctx& ctx, const HcWeights& hcw, const float* norm, const fl
   const int64_t rows = n - row0;
   hc_head(ctx, hcw, x + row0 * c.hc_dim(), rows, ctx.s.h);  // [rows, dim]
   ctx.k.rms_norm(ctx.s.h, norm, rows, c.dim, static_cast<float>(c.norm_eps), ctx.s.h);  // norm
-  ctx.k.matmul(ctx.w.head, rows, ctx.s.h, out);  // [rows, vocab]
+  matmul_rows(ctx, ctx.w.head, rows, ctx.s.h, out);  // [rows, vocab]
 }
 
 namespace {
@@ -319,8 +383,10 @@ void copy_rows_out(LogitsMode mode, const float* rows, int64_t first, int64_t n,
 
 }  // namespace
 
-Status Model::run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t first,
-                        int64_t n) {
+// The rows [first, first + n) of request r, n <= max_span: the main blocks (see block_forward),
+// the head, then the MTP block max_chunk rows at a time.
+Status Model::run_span(SequenceCacheView& cache, const ForwardRequest& r, int64_t first,
+                       int64_t n) {
   const DeepSeekV4Config& c = config();
   Scratch& s = scratch_;
   const Ctx ctx{*kernels_, *weights_, rope_, s, cache, r.on_index_select, experts_, expert_counts_};
@@ -328,33 +394,36 @@ Status Model::run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64
   const int64_t hd = c.hc_dim();
   const int32_t* ids = r.ids.data() + first;
   const int64_t total = static_cast<int64_t>(r.ids.size());
-  const bool last_chunk = first + n == total;
   embed_rows(ctx, ids, n);  // s.x [n, hc, dim]
   const Segment seg[1] = {{.cache = &cache, .row0 = 0, .n = n, .pos0 = pos0}};
   for (int32_t b = 0; b < static_cast<int32_t>(c.n_layers); ++b) {
     FRUGAL_RETURN_IF_ERROR(block_forward(ctx, b, s.x, ids, seg));
   }
 
-  // The head on all rows of this chunk (kAll) or the sequence's last row (kLast).
-  auto head = [&](const HcWeights& hcw, const float* norm, const float* x, LogitsMode mode,
-                  std::span<float> out) {
-    if (mode == LogitsMode::kNone || (mode == LogitsMode::kLast && !last_chunk)) return;
-    const int64_t row0 = mode == LogitsMode::kAll ? 0 : n - 1;
-    head_rows(ctx, hcw, norm, x, row0, n,
-              out.data() + (mode == LogitsMode::kAll ? first * c.vocab_size : 0));
+  // The head on rows [row, row + rows) of the request (x: their streams), kAll, or on the
+  // request's last row (kLast).
+  auto head = [&](const HcWeights& hcw, const float* norm, const float* x, int64_t row,
+                  int64_t rows, LogitsMode mode, std::span<float> out) {
+    if (mode == LogitsMode::kNone || (mode == LogitsMode::kLast && row + rows != total)) return;
+    const int64_t row0 = mode == LogitsMode::kAll ? 0 : rows - 1;
+    head_rows(ctx, hcw, norm, x, row0, rows,
+              out.data() + (mode == LogitsMode::kAll ? row * c.vocab_size : 0));
   };
-  head(weights_->hc_head, weights_->norm, s.x, r.logits_mode, r.logits);
+  head(weights_->hc_head, weights_->norm, s.x, first, n, r.logits_mode, r.logits);
   copy_rows_out(r.hidden_mode, s.x, first, n, total, hd, r.hidden);  // before MTP clobbers s.x
   cache.set_length(pos0 + n);
   // The MTP block on the rows whose next token is known (all, or all but the request's last).
   const int64_t mtp_n = std::min<int64_t>(n, static_cast<int64_t>(r.mtp_next_ids.size()) - first);
-  if (mtp_n <= 0) return ok_status();
   const int32_t mtp_block = static_cast<int32_t>(c.n_layers);
-  FRUGAL_RETURN_IF_ERROR(
-      mtp_forward(ctx, mtp_block, s.x, r.mtp_next_ids.data() + first, pos0, mtp_n));  // s.x_mtp
   const MtpWeights& m = weights_->blocks[static_cast<size_t>(mtp_block)].mtp;
-  head(m.hc_head, m.norm, s.x_mtp, r.mtp_logits_mode, r.mtp_logits);
-  cache.set_mtp_length(pos0 + mtp_n);
+  for (int64_t r0 = 0; r0 < mtp_n; r0 += max_chunk_) {
+    const int64_t rows = std::min(max_chunk_, mtp_n - r0);
+    FRUGAL_RETURN_IF_ERROR(mtp_forward(ctx, mtp_block, s.x + r0 * hd,
+                                       r.mtp_next_ids.data() + first + r0, pos0 + r0,
+                                       rows));  // s.x_mtp [rows, hc, dim]
+    head(m.hc_head, m.norm, s.x_mtp, first + r0, rows, r.mtp_logits_mode, r.mtp_logits);
+    cache.set_mtp_length(pos0 + r0 + rows);
+  }
   return ok_status();
 }
 
@@ -386,8 +455,8 @@ Status Model::forward(SequenceCacheView& cache, const ForwardRequest& request) {
   FRUGAL_RETURN_IF_ERROR(check_request(cache, request));
   const int64_t total = static_cast<int64_t>(request.ids.size());
   FRUGAL_RETURN_IF_ERROR(cache.reserve(cache.length() + total));  // the only allocation point
-  for (int64_t first = 0; first < total; first += max_chunk_) {
-    FRUGAL_RETURN_IF_ERROR(run_chunk(cache, request, first, std::min(max_chunk_, total - first)));
+  for (int64_t first = 0; first < total; first += max_span_) {
+    FRUGAL_RETURN_IF_ERROR(run_span(cache, request, first, std::min(max_span_, total - first)));
   }
   return ok_status();
 }

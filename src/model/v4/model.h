@@ -1,7 +1,9 @@
 // The DeepSeek-V4 model: weights, RoPE tables and the scratch buffers of the forward pass.
 //
 // One entry point runs tokens of one sequence at positions cache.length()..: a prefill (any
-// length, from position 0, processed in chunks of max_chunk tokens) or a decode step (one token).
+// length, from position 0) or a decode step (one token). A prefill goes through the blocks a span
+// of up to prefill_span tokens at a time: in each block the attention takes the span max_chunk
+// tokens at a time and the MoE takes all of it, so a routed expert is read once per span.
 // Chunking is exact: every per-token quantity is computed the same way whatever the chunk size,
 // and the attention reads the same cache-exact entries (model/v4/cache.h), so the logits of a
 // position do not depend on how the sequence was split: bit for bit with the scalar kernels
@@ -10,8 +12,8 @@
 //
 // A Model runs one forward at a time (its scratch is shared); sequences are independent caches.
 // The forward pass allocates nothing: the scratch comes from an arena sized at creation for
-// max_chunk tokens and max_seq_len positions, and the cache grows only in reserve(), called once
-// per request before any computation.
+// max_chunk tokens, the span and max_seq_len positions, and the cache grows only in reserve(),
+// called once per request before any computation.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +37,20 @@ struct ModelOptions {
   int64_t max_seq_len = 0;    // longest sequence; 0 = config max_position_embeddings
   int64_t index_tile = 1024;  // indexer keys scored per matmul (sizes the scratch)
   int64_t max_batch = 1;      // sequences whose last-position logits one forward_batch computes
+  // Prompt tokens whose MoE layers run together (Model::forward): a long prompt goes through the
+  // blocks a span at a time, layer by layer; within a layer the attention runs max_chunk tokens
+  // at a time (it needs the positions before it) and the MoE once over the whole span, so each
+  // routed expert is read once per span and multiplies span * n_activated_experts /
+  // n_routed_experts tokens on average (48 at V4-Flash's 6 of 256 and a span of 2,048). The span
+  // costs ~130 KiB per token at V4-Flash dims (the streams, the MoE's inputs and outputs; 96 KiB
+  // more with streamed experts), a chunk ~480 KiB. 0: four chunks. Used: at least max_chunk, at
+  // most max_seq_len.
+  int64_t prefill_span = 0;
+  // CSA entries the attention of a chunk holds decoded at once (16 MiB of f32 entries at
+  // head_dim 512): every entry of a context up to 32K, so a chunk decodes each entry its queries
+  // pick once; with more, the chunk's queries attend in groups whose picks fit. At least
+  // index_topk are used.
+  int64_t csa_pool = 8192;
 };
 
 enum class LogitsMode : uint8_t {
@@ -129,7 +145,7 @@ class Model {
  private:
   Model() = default;
   Status check_request(const SequenceCacheView& cache, const ForwardRequest& r) const;
-  Status run_chunk(SequenceCacheView& cache, const ForwardRequest& r, int64_t first, int64_t n);
+  Status run_span(SequenceCacheView& cache, const ForwardRequest& r, int64_t first, int64_t n);
   Status check_mtp_request(const SequenceCacheView& cache, const MtpRequest& r) const;
   Status check_batch(std::span<const BatchEntry> entries) const;
   Status check_expert_source() const;
@@ -140,6 +156,7 @@ class Model {
   uint64_t* expert_counts_ = nullptr;
   std::vector<RopeTable> rope_;  // per block
   int64_t max_chunk_ = 0;
+  int64_t max_span_ = 0;  // Model::forward's rows per pass (ModelOptions::prefill_span)
   int64_t max_batch_ = 1;
   std::vector<Segment> batch_segments_;  // forward_batch, [max_chunk]
   int64_t max_seq_len_ = 0;

@@ -73,19 +73,25 @@ void route(const Ctx& ctx, int32_t block, int64_t i, int32_t token) {
 }
 
 // mirrors Expert.forward on the m rows of x: eo[t] = w2(weight[t] * swiglu(w1 x[t], w3 x[t])).
-// weight == nullptr: 1 for every row (the shared expert).
+// weight == nullptr: 1 for every row (the shared expert). The rows go kMatmulRows at a time
+// (matmul_rows' pieces: s.eg and s.eu hold one).
 void expert(const Ctx& ctx, const ExpertWeights& e, const float* x, int64_t m, float limit,
             const float* weight, float* eo) {
   const DeepSeekV4Config& c = ctx.w.config;
   Scratch& s = ctx.s;
   const int64_t inter = c.moe_inter_dim;
-  ctx.k.matmul(e.w1, m, x, s.eg);    // [m, inter] gate
-  ctx.k.matmul(e.w3, m, x, s.eu);    // [m, inter] up
-  for (int64_t t = 0; t < m; ++t) {  // weight before w2
-    float* g = s.eg + t * inter;
-    ctx.k.swiglu(g, s.eu + t * inter, inter, limit, weight ? weight[t] : 1.0f, g);
+  const int64_t pieces = (m + kMatmulRows - 1) / kMatmulRows;
+  const int64_t rows = pieces > 0 ? (m + pieces - 1) / pieces : 0;
+  for (int64_t r0 = 0; r0 < m; r0 += rows) {
+    const int64_t p = std::min(rows, m - r0);
+    ctx.k.matmul(e.w1, p, x + r0 * c.dim, s.eg);  // [p, inter] gate
+    ctx.k.matmul(e.w3, p, x + r0 * c.dim, s.eu);  // [p, inter] up
+    for (int64_t t = 0; t < p; ++t) {             // weight before w2
+      float* g = s.eg + t * inter;
+      ctx.k.swiglu(g, s.eu + t * inter, inter, limit, weight ? weight[r0 + t] : 1.0f, g);
+    }
+    ctx.k.matmul(e.w2, p, s.eg, eo + r0 * c.dim);  // [p, dim]
   }
-  ctx.k.matmul(e.w2, m, s.eg, eo);  // [m, dim]
 }
 
 // Guesses the experts the next main block will route the n tokens to and hands them to the
@@ -99,7 +105,7 @@ void hint_next(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids
   Scratch& s = ctx.s;
   const int64_t n_exp = c.n_routed_experts;
   const int64_t topk = c.n_activated_experts;
-  if (next.tid2eid == nullptr) ctx.k.matmul(next.gate, n, x, s.gate);  // [n, E]
+  if (next.tid2eid == nullptr) matmul_rows(ctx, next.gate, n, x, s.gate);  // [n, E]
   for (int64_t i = 0; i < n; ++i) {
     float* gate = s.gate + i * n_exp;
     if (next.tid2eid == nullptr) score(ctx, gate);
@@ -120,7 +126,7 @@ Status moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t*
   const int32_t n_exp = static_cast<int32_t>(c.n_routed_experts);
   const int32_t topk = static_cast<int32_t>(c.n_activated_experts);
 
-  ctx.k.matmul(m.gate, n, x, s.gate);  // [n, E] fp32 scores
+  matmul_rows(ctx, m.gate, n, x, s.gate);  // [n, E] fp32 scores
   for (int64_t i = 0; i < n; ++i) route(ctx, block, i, ids[i]);
   if (ctx.expert_counts != nullptr) {  // frugal profile
     uint64_t* counts = ctx.expert_counts + static_cast<int64_t>(block) * n_exp;
