@@ -30,6 +30,17 @@ inline std::string slurp(const std::string& path) {
   return ss.str();
 }
 
+// The emulator to start kBin through in a cross build (tests/cli/CMakeLists.txt), split at spaces;
+// empty for a native build.
+inline std::vector<std::string> emulator_words() {
+  std::vector<std::string> words;
+#ifdef FRUGAL_BIN_EMULATOR
+  std::istringstream in(FRUGAL_BIN_EMULATOR);
+  for (std::string w; in >> w;) words.push_back(w);
+#endif
+  return words;
+}
+
 // Runs kBin with `args` and `input` on stdin. stdin, stdout and stderr go through files in a
 // folder of this call's own, removed when it returns.
 inline RunResult run(const std::vector<std::string>& args, const std::string& input = "") {
@@ -39,9 +50,11 @@ inline RunResult run(const std::vector<std::string>& args, const std::string& in
   std::ofstream(in_path, std::ios::binary) << input;
   // Everything the child needs is made before fork: it only calls async-signal-safe functions,
   // so tests may run this from several threads at once.
+  std::vector<std::string> words = emulator_words();
+  words.push_back(kBin);
+  words.insert(words.end(), args.begin(), args.end());
   std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(kBin.c_str()));
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  for (std::string& w : words) argv.push_back(w.data());
   argv.push_back(nullptr);
   const pid_t pid = fork();
   if (pid == 0) {
@@ -51,7 +64,7 @@ inline RunResult run(const std::vector<std::string>& args, const std::string& in
     dup2(in, 0);
     dup2(out, 1);
     dup2(err, 2);
-    execv(kBin.c_str(), argv.data());
+    execv(argv[0], argv.data());
     _exit(127);
   }
   int status = 0;

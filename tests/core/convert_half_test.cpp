@@ -131,13 +131,21 @@ TEST(ConvertF16, RoundingEdges) {
   EXPECT_TRUE(std::isnan(f16_to_f32(f32_to_f16(from_bits(0x7f800001)))));
 }
 
-#ifdef __FLT16_MAX__
-// The compiler's float -> _Float16 conversion (libgcc soft-fp or F16C) is an independent RNE
+// The compiler's IEEE half type: on aarch64 __fp16 (GCC 12 has no _Float16 in C++ there; the
+// conversion is the FCVT instruction), elsewhere _Float16 where the compiler has it.
+#if defined(__aarch64__)
+#define FRUGAL_COMPILER_HALF __fp16
+#elif defined(__FLT16_MAX__)
+#define FRUGAL_COMPILER_HALF _Float16
+#endif
+
+#ifdef FRUGAL_COMPILER_HALF
+// The compiler's float -> half conversion (libgcc soft-fp, F16C or FCVT) is an independent RNE
 // implementation. Checks every f16 value, the midpoints between neighbours and one f32 ulp either
 // side of them, and random f32 bit patterns.
 TEST(ConvertF16, MatchesCompilerFloat16) {
   auto check = [](float v) {
-    const _Float16 h = static_cast<_Float16>(v);
+    const FRUGAL_COMPILER_HALF h = static_cast<FRUGAL_COMPILER_HALF>(v);
     ASSERT_EQ(f32_to_f16(v), std::bit_cast<uint16_t>(h)) << std::hexfloat << v;
   };
   for (uint32_t c = 0; c < 0x7c00; ++c) {
