@@ -6,7 +6,7 @@ FUZZ_SECONDS ?= 30
 STRESS_ROUNDS ?= 10
 STRESS_JOBS ?= 4
 
-.PHONY: all setup setup-tests build test unit-test stress-test fuzz run clean format
+.PHONY: all setup setup-tests build test unit-test test-arm stress-test fuzz run clean format
 
 all: build
 
@@ -37,7 +37,13 @@ fuzz: setup
 	@cmake --build --preset fuzz --target fuzzers
 	@bash scripts/ctest_clean.sh fuzz
 
-test: unit-test fuzz
+# On an x86-64 host: the aarch64 cross build and its tests under qemu-user (scripts/test_arm.sh: NEON
+# and SVE CPU models, and the tiny model's perplexity against this build's). On an aarch64 host the
+# unit tests above already ran natively and this only says so.
+test-arm: build
+	@bash scripts/test_arm.sh $(BUILD_DIR)
+
+test: unit-test fuzz test-arm
 
 run: build
 	@bash scripts/run.sh $(BUILD_DIR)

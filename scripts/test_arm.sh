@@ -65,4 +65,37 @@ run_suite neoverse-n1 -E "$neon_exclude"
 run_suite max -L "$sve_labels"
 QEMU_CPU=max bash scripts/ctest_clean.sh arm64 -j2 -R 'V4Golden.*/fp8' >/dev/null
 
+# 4. The tiny model's perplexity on held-out text (an excerpt of the last 10 % of tinyshakespeare,
+# which training never saw), aarch64 under qemu against this host's build. At the default level the
+# kernels differ (NEON vs AVX2 / AVX-512) and so does the f32 summation order: the figures must agree
+# to 1e-5 relative (measured: the x86 levels differ from each other by ~5e-8). On the scalar oracle
+# both builds compute the same operations in the same order (no FMA contraction on either side,
+# CMakeLists.txt), so the figures must be equal as printed.
+text=tests/data/heldout_excerpt.txt
+ppl() {  # COMMAND... -> the perplexity figure
+  "$@" perplexity -m models/tiny-v4 -f "$text" --ctx 256 --chunks 2 -t 2 2>/dev/null |
+    sed -n 's/^perplexity: \([0-9.]*\) .*/\1/p'
+}
+x86_bin=$x86_build/src/cli/frugal
+arm_bin=build/arm64/src/cli/frugal
+x86_default=$(ppl "$x86_bin")
+x86_scalar=$(FRUGAL_ISA=scalar ppl "$x86_bin")
+arm_default=$(QEMU_CPU=neoverse-n1 ppl qemu-aarch64 "$arm_bin")
+arm_scalar=$(QEMU_CPU=neoverse-n1 FRUGAL_ISA=scalar ppl qemu-aarch64 "$arm_bin")
+echo "test-arm: tiny-v4 perplexity, default level: x86-64 $x86_default, aarch64 $arm_default;" \
+     "scalar: x86-64 $x86_scalar, aarch64 $arm_scalar"
+if [ -z "$x86_default" ] || [ -z "$arm_default" ] || [ -z "$x86_scalar" ] || [ -z "$arm_scalar" ]; then
+  echo "test-arm: a perplexity run printed no figure" >&2
+  exit 1
+fi
+if ! python3 -c "import sys; a, b = map(float, sys.argv[1:]); sys.exit(abs(a - b) > 1e-5 * b)" \
+     "$arm_default" "$x86_default"; then
+  echo "test-arm: aarch64 perplexity $arm_default differs from x86-64 $x86_default by more than 1e-5" >&2
+  exit 1
+fi
+if [ "$arm_scalar" != "$x86_scalar" ]; then
+  echo "test-arm: the scalar oracle gives $arm_scalar on aarch64 and $x86_scalar on x86-64" >&2
+  exit 1
+fi
+
 echo "test-arm: passed in $(elapsed)"

@@ -37,7 +37,7 @@
 
 #include "cli/bench_spec.h"
 #include "cli/bench_stream.h"
-#include "cli/budget_flags.h"
+#include "cli/engine_flags.h"
 #include "cli/command.h"
 #include "cli/gen_options.h"
 #include "engine/disk_probe.h"
@@ -65,7 +65,7 @@ struct BenchOptions {
   std::string spec = "off";
   int64_t batch = 1;
   bool random_tokens = false;
-  BudgetFlags budget;
+  EngineFlags engine;
 };
 
 // The RAM probe's buffer under a memory budget (MiB): inside the budget's overhead, and still
@@ -150,7 +150,7 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
   eo.weights_in_ram = o.weights_in_ram;
   eo.max_chunk = std::max<int64_t>({std::min(o.chunk, o.prompt), 9, o.batch});  // 9: a verify pass
                                                                                 // of 8 drafts
-  FRUGAL_RETURN_IF_ERROR(apply_budget_flags(o.budget, eo));
+  FRUGAL_RETURN_IF_ERROR(apply_engine_flags(o.engine, eo));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
   const v4::DeepSeekV4Config& c = eng->config();
   stream::ExpertCache* experts = eng->expert_cache();
@@ -484,7 +484,7 @@ Command add_bench(CLI::App& root) {
                   "drafts per round: speedup over plain decoding, acceptance, verify costs")
       ->capture_default_str();
   sub->add_flag("--no-kernels", o->no_kernels, "Skip the per-format GEMV measurements");
-  add_budget_flags(sub, &o->budget);
+  add_engine_flags(sub, &o->engine);
   sub->add_flag("--random-tokens", o->random_tokens,
                 "Decode steps feed a fixed pseudo-random token stream instead of the greedy "
                 "choice: a random-weight model's greedy output repeats one token, whose routing "

@@ -9,7 +9,7 @@
 #include <sstream>
 #include <vector>
 
-#include "cli/budget_flags.h"
+#include "cli/engine_flags.h"
 #include "cli/command.h"
 #include "core/thread_pool.h"
 #include "engine/engine.h"
@@ -28,7 +28,7 @@ struct PerplexityOptions {
   int64_t max_chunks = 0;  // 0 = all
   std::string cache = "fp8";
   bool unclamped_shared = false;
-  BudgetFlags budget;
+  EngineFlags engine;
   int threads = 0;
 };
 
@@ -97,7 +97,7 @@ Status run_perplexity(const PerplexityOptions& o) {
   eo.cache = format;
   eo.load_tokenizer = false;
   eo.unclamped_shared_expert = o.unclamped_shared;
-  FRUGAL_RETURN_IF_ERROR(apply_budget_flags(o.budget, eo));
+  FRUGAL_RETURN_IF_ERROR(apply_engine_flags(o.engine, eo));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
   v4::Model* model = &eng->model();
   const int64_t vocab = model->config().vocab_size;
@@ -144,7 +144,7 @@ Command add_perplexity(CLI::App& root) {
   sub->add_flag("--unclamped-shared-expert", o->unclamped_shared,
                 "Do not clamp the shared expert's SwiGLU (the first published model.py)");
   sub->add_option("-t,--threads", o->threads, "Worker threads (0 = one per CPU)");
-  add_budget_flags(sub, &o->budget);
+  add_engine_flags(sub, &o->engine);
   return {sub, [o] { return run_perplexity(*o); }};
 }
 

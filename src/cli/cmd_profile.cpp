@@ -12,7 +12,7 @@
 #include <numeric>
 #include <vector>
 
-#include "cli/budget_flags.h"
+#include "cli/engine_flags.h"
 #include "cli/command.h"
 #include "core/file_write.h"
 #include "core/progress.h"
@@ -28,7 +28,7 @@ struct ProfileOptions {
   int64_t ctx = 1024;
   int64_t max_chunks = 0;
   int threads = 0;
-  BudgetFlags budget;
+  EngineFlags engine;
 };
 
 // Share of a row's counts that its hottest `frac` of experts take.
@@ -46,7 +46,7 @@ Status run_profile(const ProfileOptions& o) {
   eo.model_dir = o.model;
   eo.threads = o.threads;
   eo.max_seq_len = o.ctx;
-  FRUGAL_RETURN_IF_ERROR(apply_budget_flags(o.budget, eo));
+  FRUGAL_RETURN_IF_ERROR(apply_engine_flags(o.engine, eo));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
   FRUGAL_ASSIGN_OR_RETURN(std::string text, read_input(o.file, "input file"));
   FRUGAL_ASSIGN_OR_RETURN(std::vector<int32_t> ids, eng->tokenizer().encode(text, {}));
@@ -120,7 +120,7 @@ Command add_profile(CLI::App& root) {
       ->check(at_least(0));
   sub->add_option("-t,--threads", o->threads, "Worker threads (0 = one per CPU)")
       ->check(at_least(0));
-  add_budget_flags(sub, &o->budget);
+  add_engine_flags(sub, &o->engine);
   return {sub, [o] { return run_profile(*o); }};
 }
 

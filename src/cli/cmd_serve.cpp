@@ -12,7 +12,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "cli/budget_flags.h"
+#include "cli/engine_flags.h"
 #include "cli/command.h"
 #include "engine/memory_plan.h"
 #include "serve/scheduler.h"
@@ -38,7 +38,7 @@ struct ServeOptions {
   int threads = 0;
   std::string cache = "fp8";
   bool weights_in_ram = false;
-  BudgetFlags budget;
+  EngineFlags engine;
 };
 
 // "512MiB", "4G", "1.5GiB", "65536" (bytes); K/M/G/T are powers of 1024 with or without "iB".
@@ -94,7 +94,7 @@ Status run_serve(const ServeOptions& o) {
   eo.max_batch = o.parallel;
   eo.max_chunk = o.chunk > 0 ? o.chunk : std::max<int64_t>(64, 2 * o.parallel);
   FRUGAL_ASSIGN_OR_RETURN(eo.cache, engine::parse_cache_format(o.cache));
-  FRUGAL_RETURN_IF_ERROR(apply_budget_flags(o.budget, eo));
+  FRUGAL_RETURN_IF_ERROR(apply_engine_flags(o.engine, eo));
   eo.reserve_bytes = prefix_bytes;  // the prefix snapshots count under a memory budget
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
 
@@ -205,7 +205,7 @@ Command add_serve(CLI::App& root) {
   sub->add_option("--cache", o->cache, "KV cache format: fp8, bf16 or f32")->capture_default_str();
   sub->add_flag("--weights-in-ram", o->weights_in_ram,
                 "Copy the weights into huge-page memory at load (faster decode)");
-  add_budget_flags(sub, &o->budget);
+  add_engine_flags(sub, &o->engine);
   return {sub, [o] { return run_serve(*o); }};
 }
 

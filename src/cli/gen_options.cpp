@@ -49,7 +49,7 @@ void add_gen_flags(CLI::App* sub, GenFlags* f, int64_t default_max_tokens) {
   sub->add_flag("--weights-in-ram", f->weights_in_ram,
                 "Copy the weights into huge-page memory at load (faster decode; needs RAM for the "
                 "whole model)");
-  add_budget_flags(sub, &f->budget);
+  add_engine_flags(sub, &f->engine);
 }
 
 Result<engine::EngineOptions> engine_options(const GenFlags& f) {
@@ -60,7 +60,7 @@ Result<engine::EngineOptions> engine_options(const GenFlags& f) {
   o.max_chunk = f.chunk;
   FRUGAL_ASSIGN_OR_RETURN(o.cache, engine::parse_cache_format(f.cache));
   o.max_seq_len = f.ctx;
-  FRUGAL_RETURN_IF_ERROR(apply_budget_flags(f.budget, o));
+  FRUGAL_RETURN_IF_ERROR(apply_engine_flags(f.engine, o));
   return o;
 }
 

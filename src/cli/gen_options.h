@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/budget_flags.h"
+#include "cli/engine_flags.h"
 #include "core/status.h"
 #include "engine/engine.h"
 #include "engine/generator.h"
@@ -32,7 +32,7 @@ struct GenFlags {
   std::vector<std::string> stop;
   bool ignore_eos = false;
   std::string spec = "auto";  // speculative decoding: off, auto or a draft count
-  BudgetFlags budget;
+  EngineFlags engine;
 };
 
 void add_gen_flags(CLI::App* sub, GenFlags* f, int64_t default_max_tokens);

@@ -59,6 +59,13 @@ Result<kv::CacheFormat> parse_cache_format(const std::string& name) {
   return invalid_argument("--cache: unknown format '" + name + "' (fp8, bf16 or f32)");
 }
 
+v4::ModelOptions model_options(const EngineOptions& options) {
+  return {.max_chunk = options.max_chunk,
+          .max_seq_len = options.max_seq_len,
+          .max_batch = options.max_batch,
+          .act_quant = options.act_quant};
+}
+
 Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<Engine> e(new Engine());
@@ -89,9 +96,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
     lo.shared_expert_clamp = v4::SharedExpertClamp::kUnclamped;
   }
   FRUGAL_ASSIGN_OR_RETURN(e->model_, v4::Model::load(options.model_dir, *e->kernels_, lo,
-                                                     {.max_chunk = options.max_chunk,
-                                                      .max_seq_len = options.max_seq_len,
-                                                      .max_batch = options.max_batch}));
+                                                     model_options(options)));
   if (stream.stream) {
     FRUGAL_ASSIGN_OR_RETURN(StreamSetup setup, start_streaming(stream, options, *e->model_));
     e->expert_cache_ = std::move(setup.cache);

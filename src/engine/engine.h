@@ -46,10 +46,14 @@ struct EngineOptions {
   bool prefetch_experts = true;          // prefetch the next block's likely experts
   bool direct_io = true;                 // O_DIRECT expert reads where the file system allows
   bool unclamped_shared_expert = false;  // v4::SharedExpertClamp::kUnclamped
+  bool act_quant = false;                // v4::ModelOptions::act_quant (the deployed numerics)
   bool load_tokenizer = true;
   bool progress = true;  // print load progress on stderr when loading takes over a second
   std::optional<kernels::Isa> isa = std::nullopt;  // kernel level; default FRUGAL_ISA, else best
 };
+
+// The model options the engine creates its model with (and plans its memory for).
+v4::ModelOptions model_options(const EngineOptions& options);
 
 class Engine {
  public:

@@ -47,7 +47,7 @@ Result<StreamDecision> decide_streaming(const EngineOptions& o, const v4::DeepSe
   } else {
     // Derived: stream only when the whole model (with its kv and overhead) does not fit.
     const uint64_t arena = v4::Model::scratch_bytes_for(
-        c, {.max_chunk = o.max_chunk, .max_seq_len = o.max_seq_len, .max_batch = o.max_batch},
+        c, model_options(o),
         false);
     const uint64_t whole =
         plan_memory(c, o.max_seq_len).weights_bytes + arena + kv + kBudgetOverhead;
@@ -57,7 +57,7 @@ Result<StreamDecision> decide_streaming(const EngineOptions& o, const v4::DeepSe
     d.budget = static_cast<uint64_t>(kDerivedShare * static_cast<double>(d.available));
   }
   const uint64_t arena = v4::Model::scratch_bytes_for(
-      c, {.max_chunk = o.max_chunk, .max_seq_len = o.max_seq_len, .max_batch = o.max_batch}, true);
+      c, model_options(o), true);
   Result<BudgetPlan> p = plan_budget(c, d.budget, arena, kv, true);
   if (!p.ok()) {
     return d.derived ? p.status().with_context("the model does not fit in the memory available (" +

@@ -18,6 +18,9 @@
 namespace frugal::quant {
 
 inline constexpr float kFp8Max = 448.0f;
+// Block of the FP8 rounding before the reference's FP8 / FP4 GEMMs (`act_quant(x, block_size)` in
+// linear(), block_size = 128).
+inline constexpr int64_t kActQuantBlock = 128;
 inline constexpr float kFp4Max = 6.0f;
 inline constexpr float kFp8AmaxFloor = 1e-4f;
 inline constexpr float kFp4AmaxFloor = 6.0f * 0x1p-126f;

@@ -51,6 +51,7 @@ class ModelArgs:
     # frugal reference options (§2.B)
     shared_clamp: bool = True        # clamp the shared expert like the routed ones (current upstream)
     qat: bool = False                # use the quantized value of every weight (straight-through grads)
+    act_quant: bool = False          # deployed numerics: FP8/FP4 linears take act_quant(x, 128) inputs (§2.A)
 
     @staticmethod
     def from_hf(cfg, max_seq_len=4096, **kw):
@@ -118,6 +119,11 @@ class Linear(nn.Module):
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
 
     def forward(self, x):
+        if self.args.act_quant and getattr(self.weight, "qkind", None) in ("FP8", "FP4"):
+            # linear() of the official model.py: act_quant(x, 128, "ue8m0") before fp8_gemm / fp4_gemm.
+            # e4m3 x e4m3 (or x e2m1) products are exact in f32, so an f32 matmul of the rounded x
+            # multiplies the same values; only the summation order differs from the GPU kernels.
+            x = fp_emul.act_quant_sim(x, 128)
         return linear(x, qw(self.weight, self.args))
 
 

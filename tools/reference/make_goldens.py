@@ -142,6 +142,14 @@ def main():
         "short": run_sequence(model, w, "short", held[1000:1052], 20, 32, list(range(20)),
                               list(range(model.args.n_layers)), 8),
     }
+    # The deployed numerics (ModelOptions::act_quant): the short prompt's prefill logits with the
+    # inputs of the FP8/FP4 linears rounded by act_quant(x, 128).
+    model.args.act_quant = True
+    with torch.no_grad():
+        aq = model.prefill(torch.tensor([held[1000:1020]]))["logits"][0]
+    model.args.act_quant = False
+    w.add("act_quant.short.prefill_logits", aq, "f32",
+          "short prompt (20 tokens) prefill logits with act_quant on the FP8/FP4 linears' inputs [20, vocab]")
     n = len(held) // a.ctx if a.heldout_chunks is None else a.heldout_chunks
     chunk_nll = []
     with torch.no_grad():

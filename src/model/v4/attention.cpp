@@ -27,11 +27,11 @@ void project_q_kv(const Ctx& ctx, int32_t block, const float* x, std::span<const
   const int64_t rd = c.rope_head_dim;
   const int64_t nope = c.nope_head_dim();
   const float eps = static_cast<float>(c.norm_eps);
-  k.matmul(a.wq_a, n, x, s.cq);                             // [n, q_lora_rank]
+  linear(ctx, a.wq_a, n, x, s.cq);                          // [n, q_lora_rank]
   k.rms_norm(s.cq, a.q_norm, n, c.q_lora_rank, eps, s.cq);  // qr = q_norm(wq_a x)
-  k.matmul(a.wq_b, n, s.cq, s.q);                           // [n, H, hd]
+  linear(ctx, a.wq_b, n, s.cq, s.q);                        // [n, H, hd]
   k.rms_norm(s.q, n * c.n_heads, hd, eps, s.q);             // per head, no weight
-  k.matmul(a.wkv, n, x, s.kv);                              // [n, hd]
+  linear(ctx, a.wkv, n, x, s.kv);                           // [n, hd]
   k.rms_norm(s.kv, a.kv_norm, n, hd, eps, s.kv);            // kv_norm
   const RopeTable& rope = ctx.rope[static_cast<size_t>(block)];
   for (const Segment& seg : segs) {
@@ -189,7 +189,7 @@ void output_projection(const Ctx& ctx, int32_t block, int64_t n, float* out) {
     ctx.k.matmul(a.wo_a_groups[static_cast<size_t>(g)], n, s.o + g * group_in, ld_o, s.oa + g * ro,
                  ld_oa);  // [n, g, ro]
   }
-  ctx.k.matmul(a.wo_b, n, s.oa, out);  // [n, dim]
+  linear(ctx, a.wo_b, n, s.oa, out);  // [n, dim]
 }
 
 }  // namespace

@@ -79,7 +79,8 @@ Status Model::forward_batch(std::span<const BatchEntry> entries) {
     rows += n;
   }
   const Ctx ctx{*kernels_,         *weights_, rope_,    s,
-                *entries[0].cache, nullptr,   experts_, expert_counts_};
+                *entries[0].cache, nullptr,   experts_, expert_counts_,
+                act_quant_};
   embed_rows(ctx, s.bids, rows);  // s.x [rows, hc, dim]
   for (int32_t blk = 0; blk < static_cast<int32_t>(c.n_layers); ++blk) {
     FRUGAL_RETURN_IF_ERROR(block_forward(ctx, blk, s.x, s.bids, segs));

@@ -20,7 +20,7 @@ void indexer_prepare(const Ctx& ctx, int32_t block, const float* x, const float*
   const int64_t nh = c.index_n_heads;
   const int64_t di = c.index_head_dim;
   const int64_t rd = c.rope_head_dim;
-  ctx.k.matmul(ix.wq_b, n, qr, s.iq);  // [n, nh, di]
+  linear(ctx, ix.wq_b, n, qr, s.iq);  // [n, nh, di]
   for (int64_t i = 0; i < n; ++i) {
     float* qi = s.iq + i * nh * di;  // [nh, di]
     ctx.rope[static_cast<size_t>(block)].cos_sin(pos0 + i, s.cos, s.sin);

@@ -32,6 +32,7 @@ struct ScratchSizes {
   int64_t csa_pool = 0;    // CSA entries the attention's pool holds (at least index_topk)
   int64_t batch = 1;       // forward_batch's kLast rows
   bool streamed_experts = false;
+  bool act_quant = false;  // ModelOptions::act_quant: Scratch::aq is needed
 };
 
 // f32 (and int32) work buffers. n = tokens of a chunk (<= max_chunk), N = of a span (<= max_span:
@@ -98,6 +99,10 @@ struct Scratch {
   int64_t index_tile = 0;      // indexer keys scored per matmul
   int64_t index_group = 0;     // indexer queries scored per matmul
   int64_t iscores_stride = 0;  // max_seq_len / 4 + 1
+  // linear(): the inputs of an FP8 / FP4 linear rounded to e4m3 (ModelOptions::act_quant only).
+  float* aq = nullptr;  // [aq_rows, aq_cols]
+  int64_t aq_rows = 0;
+  int64_t aq_cols = 0;  // the widest linear input
 
   // Takes the buffers from `arena` (nullptr: only computes the size). Returns the bytes needed.
   uint64_t plan(const DeepSeekV4Config& c, const ScratchSizes& sizes, Arena* arena);
@@ -122,6 +127,7 @@ struct Ctx {
   const IndexSelectHook* on_index_select = nullptr;  // optional (tests, diagnostics)
   ExpertSource* experts = nullptr;    // the routed experts when streamed (else m.experts)
   uint64_t* expert_counts = nullptr;  // optional [blocks, n_routed_experts]: selections counted
+  bool act_quant = false;             // ModelOptions::act_quant (see linear())
 };
 
 // Rows a matmul of the span takes at once: the op API's many-token path runs every token through
@@ -132,6 +138,16 @@ inline constexpr int64_t kMatmulRows = 512;
 // model.cpp — y [m, w.rows] = x [m, w.cols] W^T in equal pieces of at most kMatmulRows rows (so
 // no piece is smaller than half of one, and each row's sums are those of one call).
 void matmul_rows(const Ctx& ctx, const quant::WeightView& w, int64_t m, const float* x, float* y);
+
+// linear.cpp — mirrors linear() of the reference: y [m, w.rows] = x [m, w.cols] W^T, where with
+// ctx.act_quant the input of an FP8 or FP4 weight is first rounded as act_quant(x, 128) does
+// (e4m3, power-of-two scale per 1x128 block). For the linears the reference runs through linear()
+// (wq_a, wq_b, wkv, wo_b, indexer wq_b, experts, MTP e_proj / h_proj), not wo_a, which it applies
+// dequantized in an einsum.
+void linear(const Ctx& ctx, const quant::WeightView& w, int64_t m, const float* x, float* y);
+// linear.cpp — the inputs act_quant rounds must be whole 128-element blocks: an error naming the
+// config field that is not.
+Status check_act_quant(const DeepSeekV4Config& c);
 
 // hyper_connections.cpp — mirrors Block.hc_pre / Block.hc_post / ParallelHead.hc_head.
 void hc_pre(const Ctx& ctx, const HcWeights& hc, const float* x, int64_t n, float* h);

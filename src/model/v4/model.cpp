@@ -120,6 +120,11 @@ uint64_t Scratch::plan(const DeepSeekV4Config& c, const ScratchSizes& z, Arena* 
   cv.take(ee, n * d);
   cv.take(blogits, z.batch > 1 ? z.batch * c.vocab_size : 0);
   cv.take(bids, n);
+  if (z.act_quant) {  // linear(): the rows of one matmul call of the widest input
+    aq_rows = std::max(std::min(N, kMatmulRows), n * hc);
+    aq_cols = std::max({d, c.moe_inter_dim, c.q_lora_rank, c.o_groups * c.o_lora_rank});
+    cv.take(aq, aq_rows * aq_cols);
+  }
   return cv.used();
 }
 
@@ -136,7 +141,8 @@ ScratchSizes scratch_sizes(const DeepSeekV4Config& c, const ModelOptions& o,
           .index_tile = o.index_tile,
           .csa_pool = o.csa_pool,
           .batch = o.max_batch,
-          .streamed_experts = streamed_experts};
+          .streamed_experts = streamed_experts,
+          .act_quant = o.act_quant};
 }
 
 }  // namespace
@@ -157,10 +163,12 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelWeights> weigh
   if (options.max_batch < 1) return invalid_argument("model options: max_batch must be >= 1");
   if (options.prefill_span < 0) return invalid_argument("model options: prefill_span must be >= 0");
   if (options.csa_pool < 1) return invalid_argument("model options: csa_pool must be >= 1");
+  if (options.act_quant) FRUGAL_RETURN_IF_ERROR(check_act_quant(c));
   std::unique_ptr<Model> m(new Model());
   m->kernels_ = &kernels;
   m->max_chunk_ = options.max_chunk;
   m->max_batch_ = options.max_batch;
+  m->act_quant_ = options.act_quant;
   m->batch_segments_.resize(static_cast<size_t>(options.max_chunk));  // one sequence per token
   m->max_seq_len_ = options.max_seq_len > 0 ? options.max_seq_len : c.max_position_embeddings;
   if (m->max_seq_len_ < 1) return invalid_argument("model options: max_seq_len must be >= 1");
@@ -389,7 +397,9 @@ Status Model::run_span(SequenceCacheView& cache, const ForwardRequest& r, int64_
                        int64_t n) {
   const DeepSeekV4Config& c = config();
   Scratch& s = scratch_;
-  const Ctx ctx{*kernels_, *weights_, rope_, s, cache, r.on_index_select, experts_, expert_counts_};
+  const Ctx ctx{*kernels_, *weights_,      rope_,      s,
+                cache,     r.on_index_select, experts_, expert_counts_,
+                act_quant_};
   const int64_t pos0 = cache.length();
   const int64_t hd = c.hc_dim();
   const int32_t* ids = r.ids.data() + first;
@@ -435,7 +445,9 @@ Status Model::forward_mtp(SequenceCacheView& cache, const MtpRequest& r) {
   const int64_t pos0 = cache.mtp_length();
   FRUGAL_RETURN_IF_ERROR(cache.reserve(pos0 + n));  // the only allocation point
   Scratch& s = scratch_;
-  const Ctx ctx{*kernels_, *weights_, rope_, s, cache, nullptr, experts_, expert_counts_};
+  const Ctx ctx{*kernels_, *weights_, rope_,          s,
+                cache,     nullptr,   experts_,       expert_counts_,
+                act_quant_};
   std::memcpy(s.x, r.hidden.data(), n * hd * sizeof(float));  // mtp_forward clobbers its input
   const int32_t mtp_block = static_cast<int32_t>(c.n_layers);
   FRUGAL_RETURN_IF_ERROR(mtp_forward(ctx, mtp_block, s.x, r.next_ids.data(), pos0, n));

@@ -84,13 +84,13 @@ void expert(const Ctx& ctx, const ExpertWeights& e, const float* x, int64_t m, f
   const int64_t rows = pieces > 0 ? (m + pieces - 1) / pieces : 0;
   for (int64_t r0 = 0; r0 < m; r0 += rows) {
     const int64_t p = std::min(rows, m - r0);
-    ctx.k.matmul(e.w1, p, x + r0 * c.dim, s.eg);  // [p, inter] gate
-    ctx.k.matmul(e.w3, p, x + r0 * c.dim, s.eu);  // [p, inter] up
+    linear(ctx, e.w1, p, x + r0 * c.dim, s.eg);  // [p, inter] gate
+    linear(ctx, e.w3, p, x + r0 * c.dim, s.eu);  // [p, inter] up
     for (int64_t t = 0; t < p; ++t) {             // weight before w2
       float* g = s.eg + t * inter;
       ctx.k.swiglu(g, s.eu + t * inter, inter, limit, weight ? weight[r0 + t] : 1.0f, g);
     }
-    ctx.k.matmul(e.w2, p, s.eg, eo + r0 * c.dim);  // [p, dim]
+    linear(ctx, e.w2, p, s.eg, eo + r0 * c.dim);  // [p, dim]
   }
 }
 

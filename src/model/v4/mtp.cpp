@@ -19,9 +19,9 @@ Status mtp_forward(const Ctx& ctx, int32_t block, float* x_main, const int32_t* 
     quant::dequantize_row(ctx.w.embed, next_ids[i], s.h + i * d);  // [n, d] embed(next)
   }
   ctx.k.rms_norm(s.h, m.enorm, n, d, eps, s.h);             // e = enorm(embed(next))
-  ctx.k.matmul(m.e_proj, n, s.h, s.ee);                     // [n, d] e_proj(e)
+  linear(ctx, m.e_proj, n, s.h, s.ee);                      // [n, d] e_proj(e)
   ctx.k.rms_norm(x_main, m.hnorm, n * hc, d, eps, x_main);  // [n, hc, d] hnorm per stream
-  ctx.k.matmul(m.h_proj, n * hc, x_main, s.x_mtp);          // [n, hc, d] h_proj
+  linear(ctx, m.h_proj, n * hc, x_main, s.x_mtp);           // [n, hc, d] h_proj
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t j = 0; j < hc; ++j) {
       float* xs = s.x_mtp + (i * hc + j) * d;

@@ -1,10 +1,10 @@
-#include "cli/budget_flags.h"
+#include "cli/engine_flags.h"
 
 #include "engine/budget.h"
 
 namespace frugal::cli {
 
-void add_budget_flags(CLI::App* sub, BudgetFlags* f) {
+void add_engine_flags(CLI::App* sub, EngineFlags* f) {
   sub->add_option("--mem-budget", f->mem_budget,
                   "Memory frugal may hold (e.g. 8G): the routed experts stream from disk through "
                   "a cache of what fits beside the resident weights, kv cache and activations. "
@@ -19,9 +19,13 @@ void add_budget_flags(CLI::App* sub, BudgetFlags* f) {
   sub->add_flag("--no-direct-io", f->no_direct_io,
                 "Read streamed experts through the page cache (dropped after each read) instead "
                 "of O_DIRECT");
+  sub->add_flag("--act-quant", f->act_quant,
+                "The deployed numerics of DeepSeek's inference: round the input of every FP8/FP4 "
+                "linear to FP8 e4m3 (1x128 blocks, power-of-two scales) before the matmul, as "
+                "its act_quant does. Default: f32 activations");
 }
 
-Status apply_budget_flags(const BudgetFlags& f, engine::EngineOptions& o) {
+Status apply_engine_flags(const EngineFlags& f, engine::EngineOptions& o) {
   if (f.mem_budget == "off") {
     o.stream_experts = engine::StreamExperts::kNever;
   } else if (!f.mem_budget.empty()) {
@@ -31,6 +35,7 @@ Status apply_budget_flags(const BudgetFlags& f, engine::EngineOptions& o) {
   o.expert_profile = f.expert_profile;
   o.prefetch_experts = !f.no_prefetch;
   o.direct_io = !f.no_direct_io;
+  o.act_quant = f.act_quant;
   return ok_status();
 }
 
