@@ -298,4 +298,32 @@ FRUGAL_SIMD_INLINE void fp4_decode_seq(const uint8_t* p, VF v[2]) {
   v[1] = bf16_widen(_mm_unpackhi_epi8(bl, bh));
 }
 
+// ---- For the ops (ops.cpp, attention.cpp, probes.cpp; added by K2) ----
+
+// Score tile of the attention kernel: entries x 4 heads of accumulators (8 of the 16 registers,
+// plus 2 kv and 4 q rows), and vectors of head dims per head in its p * kv step (8 heads x 1).
+inline constexpr int kAttnTileEntries = 2;
+inline constexpr int kAttnDimVecs = 1;
+
+// Lanes 2i and 2i + 1 exchanged (rope's pair swap).
+FRUGAL_SIMD_INLINE VF swap_pairs(VF v) { return _mm256_permute_ps(v, 0xb1); }
+// Lanes [0, n) of v, the rest 0 (any n).
+FRUGAL_SIMD_INLINE VF keep_n(VF v, int64_t n) {
+  return _mm256_and_ps(v, _mm256_castsi256_ps(lanes8(n)));
+}
+// Per lane a < b ? t : f (false for NaN).
+FRUGAL_SIMD_INLINE VF select_lt(VF a, VF b, VF t, VF f) {
+  return _mm256_blendv_ps(f, t, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
+}
+// Bitwise OR of the lanes' bit patterns.
+FRUGAL_SIMD_INLINE VF bit_or(VF a, VF b) { return _mm256_or_ps(a, b); }
+// Lane j = sum of the lanes of v[j], for kLanes vectors (three rounds of pairwise sums instead of
+// eight separate reductions).
+FRUGAL_SIMD_INLINE VF hsum_each(const VF v[8]) {
+  const __m256 a = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+  const __m256 b = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+  // a: sums of v0..v3 over the low 128-bit halves | over the high ones; b likewise for v4..v7.
+  return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+}
+
 }  // namespace frugal::kernels::simd::FRUGAL_SIMD_NS

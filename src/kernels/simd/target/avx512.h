@@ -291,4 +291,43 @@ FRUGAL_SIMD_INLINE void fp4_decode_seq(const uint8_t* p, VF v[2]) {
   v[1] = _mm512_permutex2var_ps(ev, hi_idx, od);
 }
 
+// ---- For the ops (ops.cpp, attention.cpp, probes.cpp; added by K2) ----
+
+// Score tile of the attention kernel: entries x 4 heads of accumulators (16 of the 32 registers),
+// and vectors of head dims per head in its p * kv step (8 heads x 2 = 16 accumulators).
+inline constexpr int kAttnTileEntries = 4;
+inline constexpr int kAttnDimVecs = 2;
+
+// Lanes 2i and 2i + 1 exchanged (rope's pair swap).
+FRUGAL_SIMD_INLINE VF swap_pairs(VF v) { return _mm512_permute_ps(v, 0xb1); }
+// Lanes [0, n) of v, the rest 0 (any n).
+FRUGAL_SIMD_INLINE VF keep_n(VF v, int64_t n) { return _mm512_maskz_mov_ps(lanes16(n), v); }
+// Per lane a < b ? t : f (false for NaN).
+FRUGAL_SIMD_INLINE VF select_lt(VF a, VF b, VF t, VF f) {
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), f, t);
+}
+// Bitwise OR of the lanes' bit patterns.
+FRUGAL_SIMD_INLINE VF bit_or(VF a, VF b) { return _mm512_or_ps(a, b); }
+// Lane j = sum of the lanes of v[j], for kLanes vectors, in 30 shuffles + adds instead of 16
+// separate reductions. The tree (halves of pairs, 128-bit lanes of pairs, then pairs and singles
+// inside 128-bit lanes) leaves the sum of input s = 4m + k in lane 4k + m, so the inputs are
+// taken transposed (input 4m + k = v[4k + m]).
+FRUGAL_SIMD_INLINE VF hsum_each(const VF v[16]) {
+  __m512 w[8], x[4], y[2];
+  for (int j = 0; j < 8; ++j) {
+    const __m512 a = v[((2 * j) % 4) * 4 + (2 * j) / 4];
+    const __m512 b = v[((2 * j + 1) % 4) * 4 + (2 * j + 1) / 4];
+    w[j] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+  }
+  for (int j = 0; j < 4; ++j) {
+    x[j] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * j], w[2 * j + 1], 0x88),
+                         _mm512_shuffle_f32x4(w[2 * j], w[2 * j + 1], 0xdd));
+  }
+  for (int j = 0; j < 2; ++j) {
+    y[j] = _mm512_add_ps(_mm512_shuffle_ps(x[2 * j], x[2 * j + 1], 0x44),
+                         _mm512_shuffle_ps(x[2 * j], x[2 * j + 1], 0xee));
+  }
+  return _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x88), _mm512_shuffle_ps(y[0], y[1], 0xdd));
+}
+
 }  // namespace frugal::kernels::simd::FRUGAL_SIMD_NS
