@@ -7,12 +7,10 @@
 namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 
 void install(OpTable* t) {
-#if __has_include("kernels/simd/matmul.h")  // transitional: until the matmul files land
   t->matmul[static_cast<int>(quant::WeightFormat::kF32)] = matmul_f32;
   t->matmul[static_cast<int>(quant::WeightFormat::kBF16)] = matmul_bf16;
   t->matmul[static_cast<int>(quant::WeightFormat::kFP8Block)] = matmul_fp8;
   t->matmul[static_cast<int>(quant::WeightFormat::kMXFP4)] = matmul_mxfp4;
-#endif
   t->rms_norm = rms_norm;
   t->rope = rope;
   t->softmax = softmax;
