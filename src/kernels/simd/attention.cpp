@@ -19,7 +19,7 @@ constexpr int kETile = kAttnTileEntries;
 constexpr int kChunk = 64;         // entries per online-softmax step
 constexpr int64_t kMaxDim = 1024;  // larger head dims use the oracle
 constexpr float kNegInf = -__builtin_inff();
-static_assert(kQTile * kETile % kLanes == 0 && kChunk % kLanes == 0);
+static_assert(kQTile * kETile % kLanes == 0 && kChunk % kLanes == 0 && kLanes % kETile == 0);
 
 // s[h][e] = (q_h . kv[ent[e]]) * scale for h < n_q, e < ne.
 void chunk_scores(const float* q, int n_q, const float* kv, const int32_t* ent, int ne, int64_t d,
@@ -47,9 +47,15 @@ void chunk_scores(const float* q, int n_q, const float* kv, const int32_t* ent, 
         }
       }
       alignas(64) float r[kQTile * kETile];
-      for (int g = 0; g < kQTile * kETile; g += kLanes) store(r + g, hsum_each(acc + g));
-      for (int i = 0; i < kQTile && hq + i < n_q; ++i) {
-        for (int j = 0; j < kETile && e0 + j < ne; ++j) s[hq + i][e0 + j] = r[kETile * i + j] * scale;
+      for (int g = 0; g < kQTile * kETile; g += kLanes) {
+        store(r + g, mul(hsum_each(acc + g), set1(scale)));
+      }
+      // A head's kETile scores are contiguous in r and in s: one small copy per head. In the last
+      // tile the entries past ne are scores of the clamped entry; the softmax step overwrites
+      // them with its padding (e0 + kETile <= ne rounded up to kLanes).
+      const int ni = n_q - hq < kQTile ? n_q - hq : kQTile;
+      for (int i = 0; i < ni; ++i) {
+        __builtin_memcpy(&s[hq + i][e0], r + kETile * i, kETile * sizeof(float));
       }
     }
   }
