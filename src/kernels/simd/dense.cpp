@@ -137,7 +137,7 @@ void matmul_f32(const MatmulTask& task, int64_t r0, int64_t r1) {
     gemm_many_tokens(task, r0, r1);
     return;
   }
-  run_groups(task, r0, r1, kF32Fns.data(), kDenseTokens, task.w.cols * 4, 1, 16);
+  run_groups(task, r0, r1, kF32Fns.at, kDenseTokens, task.w.cols * 4, 1, 16);
 }
 
 void matmul_bf16(const MatmulTask& task, int64_t r0, int64_t r1) {
@@ -145,7 +145,7 @@ void matmul_bf16(const MatmulTask& task, int64_t r0, int64_t r1) {
     gemm_many_tokens(task, r0, r1);
     return;
   }
-  run_groups(task, r0, r1, kBf16Fns.data(), kDenseTokens, task.w.cols * 2, 1, 16);
+  run_groups(task, r0, r1, kBf16Fns.at, kDenseTokens, task.w.cols * 2, 1, 16);
 }
 
 }  // namespace frugal::kernels::simd::FRUGAL_SIMD_NS

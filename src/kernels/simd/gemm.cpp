@@ -124,9 +124,13 @@ void tile_tokens(const float* tile, int64_t n, const float* x, int64_t ldx, floa
 
 using TileFn = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, int, bool);
 
+template <int N>
+struct TileFns {
+  TileFn at[N];
+};
 template <int... I>
-constexpr std::array<TileFn, sizeof...(I)> tile_fns(std::integer_sequence<int, I...>) {
-  return {&tile_tokens<I + 1>...};
+constexpr TileFns<sizeof...(I)> tile_fns(std::integer_sequence<int, I...>) {
+  return {{&tile_tokens<I + 1>...}};
 }
 constexpr auto kTileFns = tile_fns(std::make_integer_sequence<int, kGemmTokens>());
 
@@ -142,7 +146,7 @@ void gemm_many_tokens(const MatmulTask& task, int64_t r0, int64_t r1) {
       decode_tile(task.w, rb, nr, c0, n, tile);
       for (int64_t t0 = 0; t0 < task.m; t0 += kGemmTokens) {
         const int64_t left = task.m - t0;
-        kTileFns[(left < kGemmTokens ? left : kGemmTokens) - 1](
+        kTileFns.at[(left < kGemmTokens ? left : kGemmTokens) - 1](
             tile, n, task.x + t0 * task.ldx + c0, task.ldx, task.y + t0 * task.ldy + rb, task.ldy,
             nr, c0 == 0);
       }

@@ -272,7 +272,7 @@ void matmul_fp8(const MatmulTask& task, int64_t r0, int64_t r1) {
     gemm_many_tokens(task, r0, r1);
     return;
   }
-  run_groups(task, r0, r1, kFp8Fns.data(), kMaxTokens, task.w.cols, 128, 128);
+  run_groups(task, r0, r1, kFp8Fns.at, kMaxTokens, task.w.cols, 128, 128);
 }
 
 void matmul_mxfp4(const MatmulTask& task, int64_t r0, int64_t r1) {
@@ -280,7 +280,7 @@ void matmul_mxfp4(const MatmulTask& task, int64_t r0, int64_t r1) {
     gemm_many_tokens(task, r0, r1);
     return;
   }
-  run_groups(task, r0, r1, kFp4Fns.data(), kMaxTokens, task.w.cols / 2 + task.w.cols / 32 + 1,
+  run_groups(task, r0, r1, kFp4Fns.at, kMaxTokens, task.w.cols / 2 + task.w.cols / 32 + 1,
              128, 128);
 }
 

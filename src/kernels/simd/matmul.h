@@ -2,7 +2,6 @@
 // target like them: everything is in that target's namespace, so the copies never meet.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <utility>
 
@@ -11,6 +10,29 @@
 #include "kernels/simd/target.h"
 
 namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
+
+#if FRUGAL_SIMD_TARGET != FRUGAL_SIMD_NEON || defined(FRUGAL_SIMD_NEON_KMATMUL)
+// The target's tuning (kMatmul) under the names the kernels use. (Transitional #if: until
+// neon.h defines kMatmul instead of the separate constants.)
+inline constexpr int kMaxTokens = kMatmul.max_tokens;
+inline constexpr int kDenseTokens = kMatmul.dense_tokens;
+inline constexpr int64_t kGemmMinTokens = kMatmul.gemm_min_tokens;
+inline constexpr int64_t kPrepFloats = kMatmul.prep_floats;
+inline constexpr int64_t kRowBlockBytes = kMatmul.row_block_bytes;
+inline constexpr bool kFp4PrefetchL1 = kMatmul.fp4_prefetch_l1;
+inline constexpr bool kBf16Lines = kMatmul.bf16_lines;
+inline constexpr int kGemmRows = kMatmul.gemm_rows;
+inline constexpr int64_t kGemmCols = kMatmul.gemm_cols;
+inline constexpr int kGemmTokens = kMatmul.gemm_tokens;
+constexpr int fp8_rows_for(int tokens) { return kMatmul.fp8_rows[tokens - 1]; }
+constexpr int fp4_rows_for(int tokens) { return kMatmul.fp4_rows[tokens - 1]; }
+constexpr int dense_rows_for(int tokens) { return kMatmul.dense_rows[tokens - 1]; }
+constexpr int64_t dense_pass_for(int tokens) {
+  return kPrepFloats / tokens < kMatmul.dense_pass_max ? kPrepFloats / tokens
+                                                       : kMatmul.dense_pass_max;
+}
+static_assert(kMaxTokens <= 8 && kDenseTokens <= 8 && kGemmRows == 2 * kLanes);
+#endif
 
 // Any format, for m >= kGemmMinTokens (gemm.cpp): each weight tile decoded once.
 void gemm_many_tokens(const MatmulTask& task, int64_t r0, int64_t r1);
@@ -45,10 +67,15 @@ FRUGAL_SIMD_INLINE void store_rows(const float* part, float* y, int64_t ldy, int
 // A group kernel: tokens [t0, t0 + T) of the task, rows [r0, r1).
 using GroupFn = void (*)(const MatmulTask&, int64_t t0, int64_t r0, int64_t r1);
 
-// fns[T - 1] = Group::template run<T> for T = 1 .. N.
+// at[T - 1] = Group::template run<T> for T = 1 .. N. A plain array, not std::array: a standard
+// template instantiated here is a weak symbol that the linker could pick for baseline code.
+template <int N>
+struct GroupFns {
+  GroupFn at[N];
+};
 template <typename Group, int... I>
-constexpr std::array<GroupFn, sizeof...(I)> group_fns(std::integer_sequence<int, I...>) {
-  return {&Group::template run<I + 1>...};
+constexpr GroupFns<sizeof...(I)> group_fns(std::integer_sequence<int, I...>) {
+  return {{&Group::template run<I + 1>...}};
 }
 
 // Token groups of up to `group` tokens (fns[T - 1] runs T of them); with several groups, rows go

@@ -14,26 +14,6 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 using VF = __m256;
 inline constexpr int kLanes = 8;
 
-// ---- Tuning of the matmul kernels (meaning: avx512.h) ----
-
-// Tokens per register-blocked group: AVX2 has 16 ymm registers, so groups stay small.
-inline constexpr int kMaxTokens = 4;
-inline constexpr int64_t kGemmMinTokens = 16;
-inline constexpr int64_t kPrepFloats = 8192;
-inline constexpr int64_t kRowBlockBytes = int64_t{512} << 10;
-constexpr int fp8_rows_for(int tokens) { return tokens == 1 ? 4 : 2; }  // <= 8 accumulators
-constexpr int fp4_rows_for(int tokens) { return tokens == 1 ? 2 : 1; }
-inline constexpr bool kFp4PrefetchL1 = false;
-// Dense: at most 8 accumulators; columns per pass: <= 4 tokens x 8 KiB of x stay in L1.
-inline constexpr int kDenseTokens = 4;
-constexpr int dense_rows_for(int tokens) { return tokens <= 2 ? 4 : 2; }
-constexpr int64_t dense_pass_for(int /*tokens*/) { return 2048; }
-inline constexpr bool kBf16Lines = false;
-// GEMM tile of 16 rows x 256 columns; 6 tokens x 2 vectors of accumulators (12 of 16 registers).
-inline constexpr int kGemmRows = 16;
-inline constexpr int64_t kGemmCols = 256;
-inline constexpr int kGemmTokens = 6;
-
 // ---- Masks (internal) ----
 
 // All ones in the first n of 8 lanes, for maskload / maskstore.
@@ -46,29 +26,36 @@ FRUGAL_SIMD_INLINE size_t clamp_count(int64_t n, int64_t most) {
   return static_cast<size_t>(n <= 0 ? 0 : (n >= most ? most : n));
 }
 
-// ---- f32 vectors ----
+// ---- f32 vectors (the rest: common.h) ----
 
-FRUGAL_SIMD_INLINE VF zero() { return _mm256_setzero_ps(); }
-FRUGAL_SIMD_INLINE VF set1(float v) { return _mm256_set1_ps(v); }
-FRUGAL_SIMD_INLINE VF load(const float* p) { return _mm256_load_ps(p); }  // 32-byte aligned
-FRUGAL_SIMD_INLINE VF loadu(const float* p) { return _mm256_loadu_ps(p); }
-FRUGAL_SIMD_INLINE void store(float* p, VF v) { _mm256_store_ps(p, v); }
-FRUGAL_SIMD_INLINE void storeu(float* p, VF v) { _mm256_storeu_ps(p, v); }
-FRUGAL_SIMD_INLINE VF load_n(const float* p, int64_t n) {
-  return _mm256_maskload_ps(p, lanes8(n));
+FRUGAL_SIMD_INLINE VF round_nearest(VF a) {
+  return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
-FRUGAL_SIMD_INLINE void store_n(float* p, VF v, int64_t n) {
-  _mm256_maskstore_ps(p, lanes8(n), v);
-}
-FRUGAL_SIMD_INLINE VF add(VF a, VF b) { return _mm256_add_ps(a, b); }
-FRUGAL_SIMD_INLINE VF sub(VF a, VF b) { return _mm256_sub_ps(a, b); }
-FRUGAL_SIMD_INLINE VF mul(VF a, VF b) { return _mm256_mul_ps(a, b); }
-FRUGAL_SIMD_INLINE VF div(VF a, VF b) { return _mm256_div_ps(a, b); }
-FRUGAL_SIMD_INLINE VF max(VF a, VF b) { return _mm256_max_ps(a, b); }
-FRUGAL_SIMD_INLINE VF min(VF a, VF b) { return _mm256_min_ps(a, b); }
-FRUGAL_SIMD_INLINE VF sqrt(VF a) { return _mm256_sqrt_ps(a); }
 FRUGAL_SIMD_INLINE VF fmadd(VF a, VF b, VF c) { return _mm256_fmadd_ps(a, b, c); }
 FRUGAL_SIMD_INLINE VF fnmadd(VF a, VF b, VF c) { return _mm256_fnmadd_ps(a, b, c); }
+FRUGAL_SIMD_INLINE VF set1(float v) { return _mm256_set1_ps(v); }
+
+}  // namespace frugal::kernels::simd::FRUGAL_SIMD_NS
+
+#include "kernels/simd/target/common.h"
+
+namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
+
+// Matmul tuning (MatmulTuning in common.h). 16 ymm registers: GEMV groups of 4 tokens, at most
+// 8 accumulators next to the decoded vectors; dense passes of 2048 columns (4 tokens x 8 KiB of x
+// in L1); GEMM tile of 16 rows, 6 tokens x 2 vectors (12 accumulators).
+inline constexpr MatmulTuning kMatmul = {.max_tokens = 4, .fp8_rows = {4, 2, 2, 2},
+                                         .fp4_rows = {2, 1, 1, 1}, .fp4_prefetch_l1 = false,
+                                         .dense_tokens = 4, .dense_rows = {4, 4, 2, 2},
+                                         .dense_pass_max = 2048, .bf16_lines = false,
+                                         .gemm_min_tokens = 16, .gemm_rows = 16, .gemm_tokens = 6};
+
+FRUGAL_SIMD_INLINE VF sqrt(VF a) { return _mm256_sqrt_ps(a); }
+FRUGAL_SIMD_INLINE VF max(VF a, VF b) { return _mm256_max_ps(a, b); }
+FRUGAL_SIMD_INLINE VF min(VF a, VF b) { return _mm256_min_ps(a, b); }
+// maskload / maskstore: lanes past n are neither read nor written.
+FRUGAL_SIMD_INLINE VF load_n(const float* p, int64_t n) { return _mm256_maskload_ps(p, lanes8(n)); }
+FRUGAL_SIMD_INLINE void store_n(float* p, VF v, int64_t n) { _mm256_maskstore_ps(p, lanes8(n), v); }
 
 FRUGAL_SIMD_INLINE float hsum(VF v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -83,83 +70,70 @@ FRUGAL_SIMD_INLINE float hmax(VF v) {
   return _mm_cvtss_f32(s);
 }
 
-// e^x as in avx512.h (Cody-Waite reduction, degree-7 Taylor polynomial), with 2^n built in the
-// exponent field: x is clamped to [-87.3, 88.3] so n stays in [-126, 127], and inputs below
-// -87.3 (results below 2^-126) give 0 instead of a subnormal.
+// e^x as in avx512.h (exp_reduced in common.h), with 2^n built in the exponent field: x is
+// clamped to [-87.3, 88.3] so n stays in [-126, 127], and inputs below -87.3 (results below
+// 2^-126) give 0 instead of a subnormal.
 FRUGAL_SIMD_INLINE VF exp(VF x) {
   const __m256 lo = _mm256_set1_ps(-87.3f);
   const __m256 tiny = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);  // also true for -inf
-  x = _mm256_max_ps(_mm256_min_ps(x, _mm256_set1_ps(88.3f)), lo);
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);
-  __m256 p = _mm256_set1_ps(1.0f / 5040.0f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  VF n;
+  const VF p = exp_reduced(max(min(x, set1(88.3f)), lo), &n);
   const __m256i e =
       _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_andnot_ps(tiny, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
-// In-register transpose of 8 x 8 values: r[i] lane j -> r[j] lane i.
+// 4 x 4 transposes inside each 128-bit half: lane i of half h of *a, *b, *c, *d -> lane 0..3 of
+// half h of the i-th of them (pairs interleaved, then 64-bit pairs).
+FRUGAL_SIMD_INLINE void transpose4_halves(VF* a, VF* b, VF* c, VF* d) {
+  const __m256d ab0 = _mm256_castps_pd(_mm256_unpacklo_ps(*a, *b));
+  const __m256d ab1 = _mm256_castps_pd(_mm256_unpackhi_ps(*a, *b));
+  const __m256d cd0 = _mm256_castps_pd(_mm256_unpacklo_ps(*c, *d));
+  const __m256d cd1 = _mm256_castps_pd(_mm256_unpackhi_ps(*c, *d));
+  *a = _mm256_castpd_ps(_mm256_unpacklo_pd(ab0, cd0));
+  *b = _mm256_castpd_ps(_mm256_unpackhi_pd(ab0, cd0));
+  *c = _mm256_castpd_ps(_mm256_unpacklo_pd(ab1, cd1));
+  *d = _mm256_castpd_ps(_mm256_unpackhi_pd(ab1, cd1));
+}
+// In-register transpose of 8 x 8 values: r[i] lane j -> r[j] lane i. The low halves of r[i] and
+// r[i + 4] are paired first (and the high halves), then each set of four is transposed in halves.
 FRUGAL_SIMD_INLINE void transpose(VF r[8]) {
-  __m256 t[8];
+  VF u[8];
   for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    u[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+    u[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
   }
-  __m256 u[8];
-  for (int i = 0; i < 2; ++i) {
-    u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
-    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xee);
-    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
-  }
-  for (int j = 0; j < 4; ++j) {
-    r[j] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x20);
-    r[j + 4] = _mm256_permute2f128_ps(u[j], u[j + 4], 0x31);
-  }
-}
-
-// ---- Prefetch ----
-
-FRUGAL_SIMD_INLINE void prefetch_l1(const void* p) {
-  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
-}
-FRUGAL_SIMD_INLINE void prefetch_l2(const void* p) {
-  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1);
+  transpose4_halves(&u[0], &u[1], &u[2], &u[3]);
+  transpose4_halves(&u[4], &u[5], &u[6], &u[7]);
+  for (int j = 0; j < 8; ++j) r[j] = u[j];
 }
 
 // ---- bf16 / f16 -> f32 (exact) ----
 
+// 8 16-bit values at p; the first n only (any n), rest 0, through a zero-padded copy.
+FRUGAL_SIMD_INLINE __m128i u16x8(const uint16_t* p) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+FRUGAL_SIMD_INLINE __m128i u16x8_n(const uint16_t* p, int64_t n) {
+  alignas(16) uint16_t tail[8] = {};
+  std::memcpy(tail, p, 2 * clamp_count(n, 8));
+  return u16x8(tail);
+}
+// bf16 bits -> f32: the 16 bits on top of a zero low half.
 FRUGAL_SIMD_INLINE VF bf16_widen(__m128i h) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
-FRUGAL_SIMD_INLINE VF load_bf16(const uint16_t* p) {
-  return bf16_widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
+FRUGAL_SIMD_INLINE VF load_bf16(const uint16_t* p) { return bf16_widen(u16x8(p)); }
 FRUGAL_SIMD_INLINE VF load_bf16_n(const uint16_t* p, int64_t n) {
-  alignas(16) uint16_t tail[8] = {};
-  std::memcpy(tail, p, 2 * clamp_count(n, 8));
-  return bf16_widen(_mm_load_si128(reinterpret_cast<const __m128i*>(tail)));
+  return bf16_widen(u16x8_n(p, n));
 }
 FRUGAL_SIMD_INLINE void load_bf16x2(const uint16_t* p, VF* lo, VF* hi) {
   *lo = load_bf16(p);
   *hi = load_bf16(p + 8);
 }
-FRUGAL_SIMD_INLINE VF load_f16(const uint16_t* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
+FRUGAL_SIMD_INLINE VF load_f16(const uint16_t* p) { return _mm256_cvtph_ps(u16x8(p)); }
 FRUGAL_SIMD_INLINE VF load_f16_n(const uint16_t* p, int64_t n) {
-  alignas(16) uint16_t tail[8] = {};
-  std::memcpy(tail, p, 2 * clamp_count(n, 8));
-  return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(tail)));
+  return _mm256_cvtph_ps(u16x8_n(p, n));
 }
 
 // ---- FP8 e4m3 ----

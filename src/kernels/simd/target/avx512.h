@@ -14,44 +14,6 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 using VF = __m512;
 inline constexpr int kLanes = 16;
 
-// ---- Tuning of the matmul kernels (gemv.cpp, dense.cpp, gemm.cpp) ----
-
-// Tokens handled together by the register-blocked block-scaled GEMV (more go in groups).
-inline constexpr int kMaxTokens = 8;
-// From this many tokens on, matmuls decode each weight tile once (gemm.cpp) instead of once per
-// group of kMaxTokens.
-inline constexpr int64_t kGemmMinTokens = 24;
-// f32 values of x prepared per pass (per token group): 32 KiB on the stack.
-inline constexpr int64_t kPrepFloats = 8192;
-// With more tokens than one group, rows are processed in blocks of about this many weight bytes
-// so that every token group after the first reads them from L2, not from memory.
-inline constexpr int64_t kRowBlockBytes = int64_t{512} << 10;
-// Rows decoded together by the FP8 / MXFP4 GEMV for T tokens (R x T accumulators + decoded
-// vectors within the 32 registers).
-constexpr int fp8_rows_for(int tokens) { return tokens <= 2 ? 4 : 2; }
-constexpr int fp4_rows_for(int tokens) { return tokens <= 4 ? 2 : 1; }
-// MXFP4 GEMV prefetch: the next row group into L1 and the group 8 ahead into L2 (true), or only
-// the next group into L2 (false). The four offset loads per chunk straddle cache lines and run
-// from L1 much better than from L2: with the lines in L1 a core streams [2048, 4096] matrices at
-// 12.4 GB/s instead of 10.7 (2 threads: 22.3-22.9 GB/s instead of 19.8-20.2, 640 MiB ring).
-inline constexpr bool kFp4PrefetchL1 = true;
-// Dense (bf16 / f32) GEMV: tokens per group, rows per group for T tokens, columns per pass.
-// Groups of 8 (2 rows x 8 tokens) ran out of registers and reloaded x for every row: at 8 tokens
-// two groups of 4 are faster (BM_Matmul avx512 2 threads m:8, bf16 1.59 -> 0.99 ms, f32 3.22 ->
-// 2.22 ms; docs/BENCHMARKS.md).
-inline constexpr int kDenseTokens = 4;
-constexpr int dense_rows_for(int /*tokens*/) { return 4; }
-constexpr int64_t dense_pass_for(int tokens) { return kPrepFloats / tokens; }
-// bf16 rows are read in whole 64-byte lines (2 vectors); with at most 8 rows x tokens, two
-// accumulators per row and token so that enough FMA chains are independent: 1.85x faster at
-// 4 x 4, 1.1x at 2 x 8 (BM_Matmul/bf16 m:4, m:8, docs/BENCHMARKS.md).
-inline constexpr bool kBf16Lines = true;
-// Many-token GEMM: a tile of kGemmRows rows (2 vectors) x kGemmCols columns decoded once and
-// stored transposed; kGemmTokens tokens x 2 vectors of accumulators (24 of 32 registers).
-inline constexpr int kGemmRows = 32;
-inline constexpr int64_t kGemmCols = 256;
-inline constexpr int kGemmTokens = 12;
-
 // ---- Masks (internal) ----
 
 FRUGAL_SIMD_INLINE __mmask16 lanes16(int64_t n) {
@@ -66,14 +28,39 @@ FRUGAL_SIMD_INLINE __mmask64 bytes64(int64_t n) {
   return n >= 64 ? ~__mmask64{0} : n <= 0 ? __mmask64{0} : ((__mmask64{1} << n) - 1);
 }
 
-// ---- f32 vectors ----
+// ---- f32 vectors (zero, add, sub, mul, div, load, loadu, store, storeu: common.h) ----
 
-FRUGAL_SIMD_INLINE VF zero() { return _mm512_setzero_ps(); }
 FRUGAL_SIMD_INLINE VF set1(float v) { return _mm512_set1_ps(v); }
-FRUGAL_SIMD_INLINE VF load(const float* p) { return _mm512_load_ps(p); }  // 64-byte aligned
-FRUGAL_SIMD_INLINE VF loadu(const float* p) { return _mm512_loadu_ps(p); }
-FRUGAL_SIMD_INLINE void store(float* p, VF v) { _mm512_store_ps(p, v); }
-FRUGAL_SIMD_INLINE void storeu(float* p, VF v) { _mm512_storeu_ps(p, v); }
+// a * b + c and c - a * b, one rounding.
+FRUGAL_SIMD_INLINE VF fmadd(VF a, VF b, VF c) { return _mm512_fmadd_ps(a, b, c); }
+FRUGAL_SIMD_INLINE VF fnmadd(VF a, VF b, VF c) { return _mm512_fnmadd_ps(a, b, c); }
+// Nearest integer (ties to even), as f32.
+FRUGAL_SIMD_INLINE VF round_nearest(VF a) {
+  return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+}  // namespace frugal::kernels::simd::FRUGAL_SIMD_NS
+
+#include "kernels/simd/target/common.h"
+
+namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
+
+// ---- Tuning of the matmul kernels (fields: MatmulTuning in common.h) ----
+//
+// 32 registers: GEMV groups of 8 tokens; FP8 4 rows x 1-2 tokens / 2 rows x more, MXFP4 2 rows
+// up to 4 tokens. MXFP4 prefetches into L1 as well: its four offset loads per chunk straddle
+// cache lines and run from L1 much better than from L2 (a core streams [2048, 4096] matrices at
+// 12.4 GB/s instead of 10.7; 2 threads 22.3-22.9 GB/s instead of 19.8-20.2, 640 MiB ring).
+// Dense groups of 4 tokens x 4 rows: groups of 8 (2 rows x 8 tokens) ran out of registers and
+// reloaded x for every row (BM_Matmul 2 threads m:8, bf16 1.59 -> 0.99 ms, f32 3.22 -> 2.22 ms).
+// bf16 in whole 64-byte lines with two accumulator sets up to 8 rows x tokens: 1.85x faster at
+// 4 x 4, 1.1x at 2 x 8 (docs/BENCHMARKS.md). GEMM tile 32 rows x 256, 12 tokens: 24 accumulators.
+inline constexpr MatmulTuning kMatmul = {
+    .max_tokens = 8, .fp8_rows = {4, 4, 2, 2, 2, 2, 2, 2}, .fp4_rows = {2, 2, 2, 2, 1, 1, 1, 1},
+    .fp4_prefetch_l1 = true, .dense_tokens = 4, .dense_rows = {4, 4, 4, 4},
+    .dense_pass_max = 8192, .bf16_lines = true, .gemm_min_tokens = 24, .gemm_rows = 32,
+    .gemm_tokens = 12};
+
 // Lanes [0, n) from p, the rest 0; nothing past p + n is read (any n).
 FRUGAL_SIMD_INLINE VF load_n(const float* p, int64_t n) {
   return _mm512_maskz_loadu_ps(lanes16(n), p);
@@ -82,16 +69,10 @@ FRUGAL_SIMD_INLINE VF load_n(const float* p, int64_t n) {
 FRUGAL_SIMD_INLINE void store_n(float* p, VF v, int64_t n) {
   _mm512_mask_storeu_ps(p, lanes16(n), v);
 }
-FRUGAL_SIMD_INLINE VF add(VF a, VF b) { return _mm512_add_ps(a, b); }
-FRUGAL_SIMD_INLINE VF sub(VF a, VF b) { return _mm512_sub_ps(a, b); }
-FRUGAL_SIMD_INLINE VF mul(VF a, VF b) { return _mm512_mul_ps(a, b); }
-FRUGAL_SIMD_INLINE VF div(VF a, VF b) { return _mm512_div_ps(a, b); }
+// max / min: the second operand where either is NaN (or both are zeros), as maxps / minps.
 FRUGAL_SIMD_INLINE VF max(VF a, VF b) { return _mm512_max_ps(a, b); }
 FRUGAL_SIMD_INLINE VF min(VF a, VF b) { return _mm512_min_ps(a, b); }
 FRUGAL_SIMD_INLINE VF sqrt(VF a) { return _mm512_sqrt_ps(a); }
-// a * b + c and c - a * b, one rounding.
-FRUGAL_SIMD_INLINE VF fmadd(VF a, VF b, VF c) { return _mm512_fmadd_ps(a, b, c); }
-FRUGAL_SIMD_INLINE VF fnmadd(VF a, VF b, VF c) { return _mm512_fnmadd_ps(a, b, c); }
 
 // Sum of the 16 lanes (tree order).
 FRUGAL_SIMD_INLINE float hsum(VF v) {
@@ -103,26 +84,12 @@ FRUGAL_SIMD_INLINE float hsum(VF v) {
 }
 FRUGAL_SIMD_INLINE float hmax(VF v) { return _mm512_reduce_max_ps(v); }
 
-// e^x, within a few ulp of the correctly rounded value: x = n ln2 + r with n = round(x / ln2)
-// and r from a two-constant Cody-Waite reduction (|r| <= ln2 / 2, exact products: ln2_hi has 16
-// significant bits and |n| < 2^8); e^r by its degree-7 Taylor polynomial (truncation below
-// 6e-9 relative), evaluated by Horner with FMAs; 2^n applied by vscalefps, which overflows to
-// inf and underflows gradually to 0 like exp. Inputs below -110 give exactly 0 (e^-110 is below
-// half the smallest subnormal), so -inf gives 0.
+// e^x within a few ulp of the correctly rounded value (exp_reduced in common.h), with 2^n applied
+// by vscalefps, which overflows to inf and underflows gradually to 0 like exp. Inputs below -110
+// give exactly 0 (e^-110 is below half the smallest subnormal), so -inf gives 0.
 FRUGAL_SIMD_INLINE VF exp(VF x) {
-  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(100.0f)), _mm512_set1_ps(-110.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  VF n;
+  const VF p = exp_reduced(max(min(x, set1(100.0f)), set1(-110.0f)), &n);
   return _mm512_scalef_ps(p, n);
 }
 
@@ -150,15 +117,6 @@ FRUGAL_SIMD_INLINE void transpose(VF r[16]) {
     r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
     r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd);
   }
-}
-
-// ---- Prefetch ----
-
-FRUGAL_SIMD_INLINE void prefetch_l1(const void* p) {
-  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
-}
-FRUGAL_SIMD_INLINE void prefetch_l2(const void* p) {
-  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1);
 }
 
 // ---- bf16 / f16 -> f32 (exact) ----
