@@ -23,36 +23,49 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 using VF = float32x4_t;
 inline constexpr int kLanes = 4;
 
-// ---- Tuning of the matmul kernels (gemv.cpp, dense.cpp, gemm.cpp) ----
+// ---- f32 vectors (zero, add, sub, mul, div, load, loadu, store, storeu: common.h) ----
+
+FRUGAL_SIMD_INLINE VF set1(float a) { return vdupq_n_f32(a); }
+// a * b + c and c - a * b, one rounding each.
+FRUGAL_SIMD_INLINE VF fmadd(VF a, VF b, VF c) { return vfmaq_f32(c, a, b); }
+FRUGAL_SIMD_INLINE VF fnmadd(VF a, VF b, VF c) { return vfmsq_f32(c, a, b); }
+// Nearest integer (ties to even), as f32.
+FRUGAL_SIMD_INLINE VF round_nearest(VF a) { return vrndnq_f32(a); }
+
+}  // namespace frugal::kernels::simd::FRUGAL_SIMD_NS
+
+#include "kernels/simd/target/common.h"
+
+// matmul.h takes the tuning from kMatmul on this target too (transitional, see matmul.h).
+#define FRUGAL_SIMD_NEON_KMATMUL 1
+
+namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
+
+// ---- Tuning of the matmul kernels (fields: MatmulTuning in common.h) ----
 //
 // The kernels' register use is counted in vectors (accumulators + decoded vectors), and NEON has
-// 32 vector registers like AVX-512, so the blocking is AVX-512's (avx512.h says why each value);
-// with 4 lanes the decode costs as much per weight as on AVX-512, so large token groups pay as
-// much. Chosen, not measured: see the header comment.
-
-inline constexpr int kMaxTokens = 8;
-inline constexpr int64_t kGemmMinTokens = 24;
-// 32 KiB of prepared x on the stack: half of a 64 KiB L1D (Neoverse N1 / V1 / V2).
-inline constexpr int64_t kPrepFloats = 8192;
-// Weight bytes per row block when several token groups reread it: fits the 1 MiB L2 of Neoverse
-// N1 / V1 (1-2 MiB on V2).
-inline constexpr int64_t kRowBlockBytes = int64_t{512} << 10;
-// R x T accumulators + 4 (FP8) or 8 (MXFP4) decoded vectors + the tables, within 32 registers.
-constexpr int fp8_rows_for(int tokens) { return tokens <= 2 ? 4 : 2; }
-constexpr int fp4_rows_for(int tokens) { return tokens <= 4 ? 2 : 1; }
-// AVX-512 prefetches MXFP4 into L1 because its offset loads straddle cache lines; the NEON
-// decode reads each chunk with one plain load, as AVX2 does: the next group into L2 only.
-inline constexpr bool kFp4PrefetchL1 = false;
-inline constexpr int kDenseTokens = 4;
-constexpr int dense_rows_for(int /*tokens*/) { return 4; }
-constexpr int64_t dense_pass_for(int tokens) { return kPrepFloats / tokens; }
-// Two accumulator sets for bf16 when R x T <= 8: an FMA has 4 cycles of latency and Neoverse
-// cores issue 2 (N1) to 4 (V1, V2) per cycle, so 8-16 independent chains are needed.
-inline constexpr bool kBf16Lines = true;
-// Many-token GEMM: 2 vectors (8 rows) x 12 tokens of accumulators (24 of 32 registers).
-inline constexpr int kGemmRows = 2 * kLanes;
-inline constexpr int64_t kGemmCols = 256;
-inline constexpr int kGemmTokens = 12;
+// 32 vector registers like AVX-512, so the blocking is AVX-512's (avx512.h says why each value):
+// GEMV groups of 8 tokens, FP8 4 rows x 1-2 tokens / 2 rows x more, MXFP4 2 rows up to 4 tokens;
+// dense 4 tokens x 4 rows; GEMM tile of 2 vectors (8 rows) x 12 tokens, 24 accumulators. The
+// decode costs about as many instructions per vector as there (FP8: 2 here, 2.5 on AVX-512), so
+// sharing each decoded vector across up to 8 tokens pays as it does there. Two accumulator sets
+// for bf16 up to 8 rows x tokens: an FMA has 4 cycles of latency and Neoverse cores issue 2 (N1)
+// to 4 (V1, V2) per cycle, so 8-16 independent chains are needed. MXFP4 is prefetched into L2
+// only: AVX-512 also prefetches into L1 because its offset loads straddle cache lines, while the
+// NEON decode reads each chunk with one plain load (as AVX2 does). The defaults (32 KiB of
+// prepared x: half of a 64 KiB L1D; 512 KiB row blocks: half of a 1 MiB L2) fit Neoverse N1 / V1
+// / V2. Chosen, not measured: see the header comment.
+inline constexpr MatmulTuning kMatmul = {.max_tokens = 8,
+                                         .fp8_rows = {4, 4, 2, 2, 2, 2, 2, 2},
+                                         .fp4_rows = {2, 2, 2, 2, 1, 1, 1, 1},
+                                         .fp4_prefetch_l1 = false,
+                                         .dense_tokens = 4,
+                                         .dense_rows = {4, 4, 4, 4},
+                                         .dense_pass_max = 8192,
+                                         .bf16_lines = true,
+                                         .gemm_min_tokens = 24,
+                                         .gemm_rows = 2 * kLanes,
+                                         .gemm_tokens = 12};
 
 // Bytes [0, n) of p into a zeroed 16-byte vector (any n); nothing past p + n is read.
 FRUGAL_SIMD_INLINE uint8x16_t load_bytes_n(const uint8_t* p, int64_t n) {
@@ -61,16 +74,6 @@ FRUGAL_SIMD_INLINE uint8x16_t load_bytes_n(const uint8_t* p, int64_t n) {
   if (n > 0) std::memcpy(tail, p, static_cast<size_t>(n));
   return vld1q_u8(tail);
 }
-
-// ---- f32 vectors ----
-
-FRUGAL_SIMD_INLINE VF zero() { return vdupq_n_f32(0.0f); }
-FRUGAL_SIMD_INLINE VF set1(float a) { return vdupq_n_f32(a); }
-// NEON loads and stores have no alignment requirement; the aligned forms exist for the contract.
-FRUGAL_SIMD_INLINE VF load(const float* p) { return vld1q_f32(p); }
-FRUGAL_SIMD_INLINE VF loadu(const float* p) { return vld1q_f32(p); }
-FRUGAL_SIMD_INLINE void store(float* p, VF v) { vst1q_f32(p, v); }
-FRUGAL_SIMD_INLINE void storeu(float* p, VF v) { vst1q_f32(p, v); }
 
 // Lanes [0, n) from p, the rest 0; never reads p[n] or beyond (lane loads, no mask registers).
 FRUGAL_SIMD_INLINE VF load_n(const float* p, int64_t n) {
@@ -97,41 +100,23 @@ FRUGAL_SIMD_INLINE void store_n(float* p, VF v, int64_t n) {
   }
 }
 
-FRUGAL_SIMD_INLINE VF add(VF a, VF b) { return vaddq_f32(a, b); }
-FRUGAL_SIMD_INLINE VF sub(VF a, VF b) { return vsubq_f32(a, b); }
-FRUGAL_SIMD_INLINE VF mul(VF a, VF b) { return vmulq_f32(a, b); }
-FRUGAL_SIMD_INLINE VF div(VF a, VF b) { return vdivq_f32(a, b); }
+// max / min: NaN where either is NaN (fmax / fmin; x86's maxps / minps return the second
+// operand instead). The kernels never feed them NaN on purpose.
 FRUGAL_SIMD_INLINE VF max(VF a, VF b) { return vmaxq_f32(a, b); }
 FRUGAL_SIMD_INLINE VF min(VF a, VF b) { return vminq_f32(a, b); }
 FRUGAL_SIMD_INLINE VF sqrt(VF a) { return vsqrtq_f32(a); }
-// a * b + c and c - a * b, one rounding each.
-FRUGAL_SIMD_INLINE VF fmadd(VF a, VF b, VF c) { return vfmaq_f32(c, a, b); }
-FRUGAL_SIMD_INLINE VF fnmadd(VF a, VF b, VF c) { return vfmsq_f32(c, a, b); }
 
 // (v0 + v1) + (v2 + v3): faddp twice.
 FRUGAL_SIMD_INLINE float hsum(VF v) { return vaddvq_f32(v); }
 FRUGAL_SIMD_INLINE float hmax(VF v) { return vmaxvq_f32(v); }
 
-// e^x within a few ulp, as on AVX-512: x = n ln2 + r with n = round(x / ln2) and a two-constant
-// Cody-Waite reduction (|r| <= ln2 / 2; ln2_hi has 16 significant bits and |n| < 2^8, so n ln2_hi
-// is exact); e^r by its degree-7 Taylor polynomial (truncation below 6e-9 relative) by Horner
-// with FMAs. 2^n is applied in two exact halves, 2^(n >> 1) then 2^(n - (n >> 1)), each a normal
-// number for x in [-110, 100], so the one rounding happens at the end: results overflow to inf
-// and underflow gradually to 0 like exp (what vscalefps does on AVX-512). x is clamped to
-// [-110, 100]; e^-110 is below half the smallest subnormal, so -inf gives 0.
+// e^x within a few ulp (exp_reduced in common.h). NEON has no vscalefps: 2^n is applied in two
+// exact halves, 2^(n >> 1) then 2^(n - (n >> 1)), each a normal number for x in [-110, 100], so
+// the one rounding happens at the end and results overflow to inf and underflow gradually to 0
+// like exp (as on AVX-512). e^-110 is below half the smallest subnormal, so -inf gives 0.
 FRUGAL_SIMD_INLINE VF exp(VF x) {
-  x = vmaxq_f32(vminq_f32(x, vdupq_n_f32(100.0f)), vdupq_n_f32(-110.0f));
-  const VF n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
-  VF r = vfmsq_f32(x, n, vdupq_n_f32(0.693145751953125f));
-  r = vfmsq_f32(r, n, vdupq_n_f32(1.428606765330187e-06f));
-  VF p = vdupq_n_f32(1.0f / 5040.0f);
-  p = vfmaq_f32(vdupq_n_f32(1.0f / 720.0f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(1.0f / 120.0f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(1.0f / 24.0f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(1.0f / 6.0f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(0.5f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
-  p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+  VF n;
+  const VF p = exp_reduced(max(min(x, set1(100.0f)), set1(-110.0f)), &n);
   const int32x4_t ni = vcvtq_s32_f32(n);  // n is integral: exact
   const int32x4_t n1 = vshrq_n_s32(ni, 1), n2 = vsubq_s32(ni, n1);
   const int32x4_t bias = vdupq_n_s32(127);
@@ -329,11 +314,6 @@ FRUGAL_SIMD_INLINE void fp4_decode_seq(const uint8_t* p, VF v[2]) {
   v[0] = vreinterpretq_f32_u32(vshll_n_u16(vreinterpret_u16_u8(vzip1_u8(bl, bh)), 16));
   v[1] = vreinterpretq_f32_u32(vshll_n_u16(vreinterpret_u16_u8(vzip2_u8(bl, bh)), 16));
 }
-
-// ---- prefetch ----
-
-FRUGAL_SIMD_INLINE void prefetch_l1(const void* p) { __builtin_prefetch(p, 0, 3); }  // PLDL1KEEP
-FRUGAL_SIMD_INLINE void prefetch_l2(const void* p) { __builtin_prefetch(p, 0, 2); }  // PLDL2KEEP
 
 // ---- For the ops (ops.cpp, attention.cpp, probes.cpp) ----
 
