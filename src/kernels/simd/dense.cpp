@@ -28,8 +28,10 @@ FRUGAL_SIMD_INLINE VF load_w_n(const void* w, int64_t i, int64_t n) {
 
 // out[r * T + t] = sum_k x[t][k] w[r][k] for R rows (element stride ldw) and T tokens. The rows
 // of the next group are prefetched into L2 as in gemv.cpp, one line per 64 bytes read.
+// Always inlined into its group, as the hand-written kernels were: out of line, bf16 with 3 tokens
+// ran 10-20 % slower (kernels_bench BM_Matmul/bf16 avx512 threads:1 m:3).
 template <bool kBf16, int R, int T>
-void dense_rows(const void* w, int64_t ldw, const float* x, int64_t ldx, int64_t n, float* out) {
+[[gnu::always_inline]] inline void dense_rows(const void* w, int64_t ldw, const float* x, int64_t ldx, int64_t n, float* out) {
   constexpr int kElem = kBf16 ? 2 : 4;
   VF acc[R][T];
   for (int r = 0; r < R; ++r) {

@@ -36,14 +36,16 @@ void decode_row(const quant::WeightView& w, int64_t row, int64_t c0, int64_t n, 
       constexpr int64_t kStep = 4 * kLanes;
       const uint8_t* src = static_cast<const uint8_t*>(w.data) + row * w.cols + c0;
       const uint8_t* srow = w.scales + (row / 128) * ((w.cols + 127) / 128);
-      for (; k < n; k += kStep) {
+      for (; k + kStep <= n; k += kStep) {
         const VF s = set1(e8m0_f32(srow[(c0 + k) / 128]) * 256.0f);
         VF v[4];
-        if (k + kStep <= n) {
-          fp8_decode4(src + k, v);
-        } else {
-          fp8_decode4_n(src + k, n - k, v);
-        }
+        fp8_decode4(src + k, v);
+        for (int q = 0; q < 4; ++q) storeu(out + k + kLanes * q, mul(v[q], s));
+      }
+      if (k < n) {  // first-n decode and stores: nothing past the row is read
+        const VF s = set1(e8m0_f32(srow[(c0 + k) / 128]) * 256.0f);
+        VF v[4];
+        fp8_decode4_n(src + k, n - k, v);
         for (int q = 0; q < 4; ++q) {
           store_n(out + k + kLanes * q, mul(v[q], s), n - k - kLanes * q);
         }

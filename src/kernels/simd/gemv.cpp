@@ -59,12 +59,14 @@ void fp8_rows(const uint8_t* w, int64_t ldw, const float* xs, int64_t ldxs, int6
   };
   int64_t k = 0;
   for (; k + kLine <= n; k += kLine) {
+    // Step by step, row by row within a step (rows are independent chains); one prefetch per row
+    // and line.
 #pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) {
-      const uint8_t* p = w + r * ldw + k;
-      prefetch_l2(p + R * ldw);
+    for (int64_t s = 0; s < kLine; s += kFp8Step) {
 #pragma GCC unroll 4
-      for (int64_t s = 0; s < kLine; s += kFp8Step) {
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* p = w + r * ldw + k;
+        if (s == 0) prefetch_l2(p + R * ldw);
         VF v[4];
         fp8_decode4(p + s, v);
         step(r, k + s, v);

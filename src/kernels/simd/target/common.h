@@ -39,12 +39,11 @@ FRUGAL_SIMD_INLINE VF div(VF a, VF b) { return a / b; }
 // kLanes floats at p (load / store: p aligned to the vector size; loadu / storeu: any p).
 FRUGAL_SIMD_INLINE VF load(const float* p) { return *reinterpret_cast<const VF*>(p); }
 FRUGAL_SIMD_INLINE void store(float* p, VF v) { *reinterpret_cast<VF*>(p) = v; }
-FRUGAL_SIMD_INLINE VF loadu(const float* p) {
-  VF v;
-  __builtin_memcpy(&v, p, sizeof(VF));
-  return v;
-}
-FRUGAL_SIMD_INLINE void storeu(float* p, VF v) { __builtin_memcpy(p, &v, sizeof(VF)); }
+// (VFu: VF at float alignment, as the targets' own unaligned types; a memcpy would be an integer
+// load, vmovdqu, feeding FP instructions.)
+typedef VF VFu __attribute__((__aligned__(alignof(float)), __may_alias__));
+FRUGAL_SIMD_INLINE VF loadu(const float* p) { return *reinterpret_cast<const VFu*>(p); }
+FRUGAL_SIMD_INLINE void storeu(float* p, VF v) { *reinterpret_cast<VFu*>(p) = v; }
 
 // Software prefetch of the line holding p into L1 / into L2 (prefetcht0 / prefetcht1 on x86,
 // PLDL1KEEP / PLDL2KEEP on ARM).
