@@ -169,25 +169,49 @@ void weighted_sum(const float* x, const float* c, int64_t k, int64_t n, float* o
 
 namespace {
 
-// out[k][i..i+kLanes) = post[k] * y + sum_j comb[j][k] * x[j] for the hc streams; the first nl
-// lanes only when Tail.
-template <bool kTail>
+// out[k][i..i+kLanes) = post[k] * y + sum_j comb[j][k] * x[j] for the hc streams, the first nl
+// lanes only when kTail. kHc > 0: hc known at compile time, so the hc x vectors are loaded once
+// and kept in registers for every output stream (hc + 1 loads per column block instead of
+// hc^2 + 1); kHc == 0: any hc, x reloaded per output stream.
+template <int kHc, bool kTail>
 FRUGAL_SIMD_INLINE void hc_post_vec(const float* y, const float* x, const float* post,
                                     const float* comb, int64_t hc, int64_t n, int64_t i, int64_t nl,
                                     float* out) {
-  const VF yv = kTail ? load_n(y + i, nl) : loadu(y + i);
-  for (int64_t k = 0; k < hc; ++k) {
-    VF s = mul(set1(post[k]), yv);
-    for (int64_t j = 0; j < hc; ++j) {
-      const VF xv = kTail ? load_n(x + j * n + i, nl) : loadu(x + j * n + i);
-      s = fmadd(set1(comb[j * hc + k]), xv, s);
+  const auto ld = [nl](const float* p) { return kTail ? load_n(p, nl) : loadu(p); };
+  const VF yv = ld(y + i);
+  if constexpr (kHc > 0) {
+    VF xv[kHc];
+    for (int j = 0; j < kHc; ++j) xv[j] = ld(x + j * n + i);
+    for (int k = 0; k < kHc; ++k) {
+      VF s = mul(set1(post[k]), yv);
+      for (int j = 0; j < kHc; ++j) s = fmadd(set1(comb[j * kHc + k]), xv[j], s);
+      if constexpr (kTail) {
+        store_n(out + k * n + i, s, nl);
+      } else {
+        storeu(out + k * n + i, s);
+      }
     }
-    if constexpr (kTail) {
-      store_n(out + k * n + i, s, nl);
-    } else {
-      storeu(out + k * n + i, s);
+  } else {
+    for (int64_t k = 0; k < hc; ++k) {
+      VF s = mul(set1(post[k]), yv);
+      for (int64_t j = 0; j < hc; ++j) s = fmadd(set1(comb[j * hc + k]), ld(x + j * n + i), s);
+      if constexpr (kTail) {
+        store_n(out + k * n + i, s, nl);
+      } else {
+        storeu(out + k * n + i, s);
+      }
     }
   }
+}
+
+template <int kHc>
+void hc_post_row(const float* y, const float* x, const float* post, const float* comb, int64_t hc,
+                 int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    hc_post_vec<kHc, false>(y, x, post, comb, hc, n, i, kLanes, out);
+  }
+  if (i < n) hc_post_vec<kHc, true>(y, x, post, comb, hc, n, i, n - i, out);
 }
 
 }  // namespace
@@ -199,9 +223,11 @@ void hc_post(const HcPostArgs& a, int64_t t) {
   const float* post = a.post + t * hc;
   const float* comb = a.comb + t * hc * hc;
   float* out = a.out + t * hc * n;
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) hc_post_vec<false>(y, x, post, comb, hc, n, i, kLanes, out);
-  if (i < n) hc_post_vec<true>(y, x, post, comb, hc, n, i, n - i, out);
+  if (hc == 4) {  // V4's hc_mult
+    hc_post_row<4>(y, x, post, comb, hc, n, out);
+  } else {
+    hc_post_row<0>(y, x, post, comb, hc, n, out);
+  }
 }
 
 }  // namespace frugal::kernels::simd::FRUGAL_SIMD_NS
