@@ -158,6 +158,7 @@ void fp4_rows(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, cons
     for (int t = 0; t < T; ++t) acc[r][t] = zero();
   }
   VF loaded[R];  // scales of kFp4ScaleChunks chunks per row
+  for (int r = 0; r < R; ++r) loaded[r] = zero();
   // Chunk c of all R rows from their raw loads: every x vector loaded is used by all R rows.
   auto chunk = [&](int64_t c, const Fp4Raw raw[R]) {
     VF sv[R];

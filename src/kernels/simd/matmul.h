@@ -11,9 +11,7 @@
 
 namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 
-#if FRUGAL_SIMD_TARGET != FRUGAL_SIMD_NEON || defined(FRUGAL_SIMD_NEON_KMATMUL)
-// The target's tuning (kMatmul) under the names the kernels use. (Transitional #if: until
-// neon.h defines kMatmul instead of the separate constants.)
+// The target's tuning (kMatmul) under the names the kernels use.
 inline constexpr int kMaxTokens = kMatmul.max_tokens;
 inline constexpr int kDenseTokens = kMatmul.dense_tokens;
 inline constexpr int64_t kGemmMinTokens = kMatmul.gemm_min_tokens;
@@ -32,7 +30,6 @@ constexpr int64_t dense_pass_for(int tokens) {
                                                        : kMatmul.dense_pass_max;
 }
 static_assert(kMaxTokens <= 8 && kDenseTokens <= 8 && kGemmRows == 2 * kLanes);
-#endif
 
 // Any format, for m >= kGemmMinTokens (gemm.cpp): each weight tile decoded once.
 void gemm_many_tokens(const MatmulTask& task, int64_t r0, int64_t r1);
