@@ -204,9 +204,13 @@ FRUGAL_SIMD_INLINE void hc_post_vec(const float* y, const float* x, const float*
   }
 }
 
+// Token t of a: y [n], x [hc, n], post [hc], comb [hc, hc] -> out [hc, n].
 template <int kHc>
-void hc_post_row(const float* y, const float* x, const float* post, const float* comb, int64_t hc,
-                 int64_t n, float* out) {
+void hc_post_token(const HcPostArgs& a, int64_t t) {
+  const int64_t hc = kHc > 0 ? kHc : a.hc_mult, n = a.dim;
+  const float *y = a.y + t * n, *x = a.x + t * hc * n;
+  const float *post = a.post + t * hc, *comb = a.comb + t * hc * hc;
+  float* out = a.out + t * hc * n;
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     hc_post_vec<kHc, false>(y, x, post, comb, hc, n, i, kLanes, out);
@@ -217,16 +221,10 @@ void hc_post_row(const float* y, const float* x, const float* post, const float*
 }  // namespace
 
 void hc_post(const HcPostArgs& a, int64_t t) {
-  const int64_t hc = a.hc_mult, n = a.dim;
-  const float* y = a.y + t * n;
-  const float* x = a.x + t * hc * n;
-  const float* post = a.post + t * hc;
-  const float* comb = a.comb + t * hc * hc;
-  float* out = a.out + t * hc * n;
-  if (hc == 4) {  // V4's hc_mult
-    hc_post_row<4>(y, x, post, comb, hc, n, out);
+  if (a.hc_mult == 4) {  // V4's hc_mult
+    hc_post_token<4>(a, t);
   } else {
-    hc_post_row<0>(y, x, post, comb, hc, n, out);
+    hc_post_token<0>(a, t);
   }
 }
 
