@@ -9,7 +9,6 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -69,10 +68,9 @@ const WeightRing& ring_for(WeightFormat f, int64_t rows, int64_t cols) {
 }
 
 // Decode: y[1, rows] = x W^T over the ring. Bytes = weight bytes incl. scales.
-void BM_Gemv(benchmark::State& state, Isa isa, bool legacy, WeightFormat f, int64_t rows,
-             int64_t cols) {
+void BM_Gemv(benchmark::State& state, Isa isa, WeightFormat f, int64_t rows, int64_t cols) {
   const int threads = static_cast<int>(state.range(0));
-  const Kernels k = must(Kernels::create({.isa = isa, .pool = pool(threads), .legacy = legacy}));
+  const Kernels k = must(Kernels::create({.isa = isa, .pool = pool(threads)}));
   const WeightRing& ring = ring_for(f, rows, cols);
   std::vector<float> x = random_floats(cols), y(static_cast<size_t>(rows));
   size_t i = 0;
@@ -88,8 +86,8 @@ void BM_Gemv(benchmark::State& state, Isa isa, bool legacy, WeightFormat f, int6
 // The kernel's own speed: one [256, 4096] matrix that stays in L2, one thread, rated by CPU time
 // (robust when other processes share the machine). Bytes/s here is the decode ceiling of a core,
 // to compare with the per-core share of the read bandwidth.
-void BM_GemvCached(benchmark::State& state, Isa isa, bool legacy, WeightFormat f) {
-  const Kernels k = must(Kernels::create({.isa = isa, .legacy = legacy}));
+void BM_GemvCached(benchmark::State& state, Isa isa, WeightFormat f) {
+  const Kernels k = must(Kernels::create({.isa = isa}));
   const int64_t rows = 256, cols = 4096;
   std::vector<uint8_t> data(quant::weight_data_bytes(f, rows, cols));
   std::vector<uint8_t> scales(quant::weight_scale_bytes(f, rows, cols), 124);
@@ -110,11 +108,10 @@ void BM_GemvCached(benchmark::State& state, Isa isa, bool legacy, WeightFormat f
 
 // Token groups and prefill: y[m, rows] = x W^T on one matrix (re-used: compute-bound from
 // m ~ 16 on). Items = flops (2 m rows cols), so items/s is flop/s.
-void BM_Matmul(benchmark::State& state, Isa isa, bool legacy, WeightFormat f, int64_t rows,
-               int64_t cols) {
+void BM_Matmul(benchmark::State& state, Isa isa, WeightFormat f, int64_t rows, int64_t cols) {
   const int threads = static_cast<int>(state.range(0));
   const int64_t m = state.range(1);
-  const Kernels k = must(Kernels::create({.isa = isa, .pool = pool(threads), .legacy = legacy}));
+  const Kernels k = must(Kernels::create({.isa = isa, .pool = pool(threads)}));
   const WeightRing& ring = ring_for(f, rows, cols);
   std::vector<float> x = random_floats(m * cols), y(static_cast<size_t>(m * rows));
   size_t i = 0;
@@ -127,11 +124,8 @@ void BM_Matmul(benchmark::State& state, Isa isa, bool legacy, WeightFormat f, in
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * ring.bytes_each));
 }
 
-// legacy: the previous per-width x86 kernels, registered as "<isa>/old" next to the simd/ ones
-// when FRUGAL_BENCH_OLD=1 (compare), so that one run (with --benchmark_enable_random_interleaving)
-// compares them under the same machine load.
-void register_matmuls(Isa isa, bool legacy, bool compare) {
-  const std::string name = std::string(kernels::isa_name(isa)) + (legacy ? "/old" : "");
+void register_matmuls(Isa isa) {
+  const std::string name(kernels::isa_name(isa));
   struct Case {
     WeightFormat f;
     const char* label;
@@ -145,7 +139,7 @@ void register_matmuls(Isa isa, bool legacy, bool compare) {
   };
   for (const Case& c : cases) {
     benchmark::RegisterBenchmark(("BM_Gemv/" + std::string(c.label) + "/" + name).c_str(), BM_Gemv,
-                                 isa, legacy, c.f, c.rows, c.cols)
+                                 isa, c.f, c.rows, c.cols)
         ->ArgName("threads")
         ->Arg(1)
         ->Arg(2)
@@ -154,13 +148,13 @@ void register_matmuls(Isa isa, bool legacy, bool compare) {
   }
   for (const Case& c : cases) {
     benchmark::RegisterBenchmark(("BM_GemvCached/" + std::string(c.label) + "/" + name).c_str(),
-                                 BM_GemvCached, isa, legacy, c.f)
+                                 BM_GemvCached, isa, c.f)
         ->Unit(benchmark::kMicrosecond);
   }
   if (isa == Isa::kScalar) return;  // the scalar oracle is far too slow for big token counts
   for (const Case& c : cases) {
     benchmark::RegisterBenchmark(("BM_Matmul/" + std::string(c.label) + "/" + name).c_str(),
-                                 BM_Matmul, isa, legacy, c.f, c.rows, c.cols)
+                                 BM_Matmul, isa, c.f, c.rows, c.cols)
         ->ArgNames({"threads", "m"})
         ->Args({1, 512})
         ->Args({2, 1})
@@ -170,17 +164,6 @@ void register_matmuls(Isa isa, bool legacy, bool compare) {
         ->Args({2, 8})
         ->Args({2, 64})
         ->Args({2, 512})
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
-  }
-  if (!compare) return;
-  // Old / new comparisons on a shared machine: one thread, where the JSON's cpu_time is the
-  // kernel's own time (the pool of one runs the work on the calling thread).
-  for (const Case& c : cases) {
-    benchmark::RegisterBenchmark(("BM_Matmul/" + std::string(c.label) + "/" + name).c_str(),
-                                 BM_Matmul, isa, legacy, c.f, c.rows, c.cols)
-        ->ArgNames({"threads", "m"})
-        ->ArgsProduct({{1}, {1, 2, 3, 4, 8, 64}})
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   }
@@ -194,12 +177,7 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   frugal::bench::register_probes();
   for (frugal::kernels::Isa isa : frugal::kernels::supported_isas()) {
-    const char* old = std::getenv("FRUGAL_BENCH_OLD");
-    const bool compare = old != nullptr && std::string(old) == "1";
-    frugal::bench::register_matmuls(isa, false, compare);
-    if (compare && isa != frugal::kernels::Isa::kScalar) {
-      frugal::bench::register_matmuls(isa, true, compare);
-    }
+    frugal::bench::register_matmuls(isa);
     frugal::bench::register_ops(isa);
   }
   benchmark::RunSpecifiedBenchmarks();
