@@ -26,16 +26,11 @@ struct KernelOptions {
   // Unset: FRUGAL_ISA from the environment, else the best supported level.
   std::optional<Isa> isa = std::nullopt;
   ThreadPool* pool = nullptr;  // borrowed; null runs every op on the calling thread
-  // Transitional, x86 only: the previous per-width kernels (src/kernels/x86/) instead of simd/,
-  // for same-run old/new comparisons until they are deleted. The environment variable
-  // FRUGAL_KERNELS=old sets it too (FRUGAL_KERNELS=new or unset: simd/).
-  bool legacy = false;
 };
 
 class Kernels {
  public:
-  // Errors: FRUGAL_ISA (or options.isa) names an unknown level or one the CPU lacks;
-  // FRUGAL_KERNELS is set to something other than "new" / "old" (x86).
+  // Errors: FRUGAL_ISA (or options.isa) names an unknown level or one the CPU lacks.
   static Result<Kernels> create(const KernelOptions& options = {});
   ~Kernels();
   Kernels(Kernels&&) noexcept;
