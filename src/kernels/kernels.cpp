@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "kernels/op_table.h"
 #include "kernels/ref/ref.h"
+#include "kernels/simd/simd.h"
 
 namespace frugal::kernels {
 namespace {
@@ -43,6 +44,21 @@ int64_t weight_row_bytes(const WeightView& w) {
   return w.cols;
 }
 
+// install_ref, then every SIMD target `isa` includes, lowest first, each over the previous ones.
+// kAmx has no tile kernels yet (the machines this is developed on expose no AMX to the guest, so
+// none could be run or tested): it runs the AVX-512 table.
+void install_tables(Isa isa, OpTable* t) {
+  install_ref(t);
+#if defined(__x86_64__)
+  if (isa_includes(isa, Isa::kAvx2)) simd::avx2::install(t);
+  if (isa_includes(isa, Isa::kAvx512)) simd::avx512::install(t);
+#elif defined(__aarch64__)
+  if (isa_includes(isa, Isa::kNeon)) simd::neon::install(t);
+#else
+  (void)isa;
+#endif
+}
+
 }  // namespace
 
 Kernels::Kernels() : table_(std::make_unique<OpTable>()) {}
@@ -65,10 +81,7 @@ Result<Kernels> Kernels::create(const KernelOptions& options) {
   Kernels k;
   k.isa_ = isa;
   k.pool_ = options.pool;
-  install_ref(k.table_.get());
-  if (isa >= Isa::kAvx2) install_avx2(k.table_.get());
-  if (isa >= Isa::kAvx512) install_avx512(k.table_.get());
-  if (isa >= Isa::kAmx) install_amx(k.table_.get());
+  install_tables(isa, k.table_.get());
 
   FRUGAL_LOG_DEBUG("kernels: isa %s, %d thread(s)", std::string(isa_name(isa)).c_str(),
                    options.pool ? options.pool->n_threads() : 1);

@@ -3,8 +3,8 @@
 // ISA names or intrinsics.
 //
 // Every op has a scalar reference implementation (src/kernels/ref/, the oracle) and, where it pays,
-// per-ISA versions (src/kernels/x86/) that the tests check against the oracle on every ISA the
-// machine supports. Conventions: activations are f32, shapes outermost first, PyTorch's
+// a SIMD version written once (src/kernels/simd/) and compiled per target (AVX2, AVX-512, NEON)
+// that the tests check against the oracle on every ISA the machine supports. Conventions: activations are f32, shapes outermost first, PyTorch's
 // y = x W^T for linear layers. No op allocates.
 #pragma once
 
