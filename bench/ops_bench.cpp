@@ -79,6 +79,41 @@ void BM_Swiglu(benchmark::State& state, Isa isa) {
   state.SetItemsProcessed(state.iterations() * n);
 }
 
+// Softmax of one row of 640 scores (the attention window plus the selected entries).
+void BM_Softmax(benchmark::State& state, Isa isa) {
+  const Kernels k = must(Kernels::create({.isa = isa}));
+  const int64_t n = 640;
+  // In place: from the second iteration on it normalises its own output (values in (0, 1]),
+  // which costs the same.
+  std::vector<float> x = random_floats(n, 4.0f);
+  for (auto _ : state) {
+    k.softmax(x.data(), 1, n);
+    benchmark::DoNotOptimize(x.data());
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+}
+
+// Hyper-connection post-mix of one token: 4 streams of 4096.
+void BM_HcPost(benchmark::State& state, Isa isa) {
+  const Kernels k = must(Kernels::create({.isa = isa}));
+  const int64_t hc = 4, dim = 4096;
+  std::vector<float> y = random_floats(dim), x = random_floats(hc * dim), post = random_floats(hc),
+                     comb = random_floats(hc * hc), out(hc * dim);
+  const kernels::HcPostArgs a{.y = y.data(),
+                              .x = x.data(),
+                              .post = post.data(),
+                              .comb = comb.data(),
+                              .out = out.data(),
+                              .m = 1,
+                              .hc_mult = hc,
+                              .dim = dim};
+  for (auto _ : state) {
+    k.hc_post(a);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(state.iterations() * (2 * hc + 1) * dim * 4);
+}
+
 void BM_HcPre(benchmark::State& state, Isa isa) {
   const Kernels k = must(Kernels::create({.isa = isa}));
   const int64_t hc = 4, dim = 4096, n_mix = (2 + hc) * hc;
@@ -132,6 +167,8 @@ void register_ops(Isa isa) {
       ->UseRealTime()
       ->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark(("BM_Swiglu" + s).c_str(), BM_Swiglu, isa);
+  benchmark::RegisterBenchmark(("BM_Softmax" + s).c_str(), BM_Softmax, isa);
+  benchmark::RegisterBenchmark(("BM_HcPost" + s).c_str(), BM_HcPost, isa);
   benchmark::RegisterBenchmark(("BM_HcPre" + s).c_str(), BM_HcPre, isa)
       ->Unit(benchmark::kMicrosecond);
   if (isa == Isa::kScalar) {

@@ -7,6 +7,9 @@
 #include <cpuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#elif defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
 #endif
 
 namespace frugal::kernels {
@@ -16,6 +19,7 @@ struct CpuFeatures {
   bool avx2 = false;    // AVX2 + FMA + F16C, with YMM state enabled by the OS
   bool avx512 = false;  // F + BW + DQ + VL, with opmask/ZMM state enabled by the OS
   bool amx = false;     // AVX512-BF16 + AMX-TILE + AMX-BF16, tile state enabled and permitted
+  bool neon = false;    // aarch64 Advanced SIMD (ASIMD) with FP, as the kernel reports it
 };
 
 #if defined(__x86_64__)
@@ -59,6 +63,15 @@ CpuFeatures detect() {
   f.amx = f.avx512 && avx512_bf16 && amx_tile && amx_bf16 && tile_state && request_amx_permission();
   return f;
 }
+#elif defined(__aarch64__) && defined(__linux__)
+// ASIMD and FP are mandatory in Armv8-A Linux userspace, but the kernel says so in AT_HWCAP and a
+// CPU without them (or a kernel that hides them) must not get the NEON kernels.
+CpuFeatures detect() {
+  CpuFeatures f;
+  const unsigned long hwcap = getauxval(AT_HWCAP);
+  f.neon = (hwcap & HWCAP_ASIMD) != 0 && (hwcap & HWCAP_FP) != 0;
+  return f;
+}
 #else
 CpuFeatures detect() { return {}; }
 #endif
@@ -80,6 +93,8 @@ std::string_view isa_name(Isa isa) {
       return "avx512";
     case Isa::kAmx:
       return "amx";
+    case Isa::kNeon:
+      return "neon";
   }
   return "?";
 }
@@ -101,6 +116,8 @@ bool isa_supported(Isa isa) {
       return features().avx512;
     case Isa::kAmx:
       return features().amx;
+    case Isa::kNeon:
+      return features().neon;
   }
   return false;
 }
@@ -127,7 +144,7 @@ Result<Isa> isa_from_env() {
   const std::optional<Isa> isa = parse_isa(env);
   if (!isa) {
     return invalid_argument("FRUGAL_ISA='" + std::string(env) +
-                            "' is not one of scalar, avx2, avx512, amx");
+                            "' is not one of scalar, avx2, avx512, amx, neon");
   }
   if (!isa_supported(*isa)) {
     return unsupported("FRUGAL_ISA=" + std::string(env) + ": this CPU (or OS) cannot run " +

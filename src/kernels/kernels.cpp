@@ -4,11 +4,14 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdlib>
 #include <string>
+#include <string_view>
 
 #include "core/log.h"
 #include "kernels/op_table.h"
 #include "kernels/ref/ref.h"
+#include "kernels/simd/simd.h"
 
 namespace frugal::kernels {
 namespace {
@@ -43,6 +46,40 @@ int64_t weight_row_bytes(const WeightView& w) {
   return w.cols;
 }
 
+// FRUGAL_KERNELS: unset, empty or "new" -> the simd/ kernels; "old" -> the previous per-width x86
+// files (x86 only; for same-run comparisons until they are deleted).
+Result<bool> legacy_from_env() {
+  const char* v = std::getenv("FRUGAL_KERNELS");
+  const std::string_view s = v == nullptr ? std::string_view() : std::string_view(v);
+  if (s.empty() || s == "new") return false;
+#if defined(__x86_64__)
+  if (s == "old") return true;
+#endif
+  return invalid_argument("FRUGAL_KERNELS=" + std::string(s) +
+                          ": expected \"new\" or, on x86-64, \"old\"");
+}
+
+// install_ref, then every level `isa` includes, lowest first, each over the previous ones.
+void install_tables(Isa isa, bool legacy, OpTable* t) {
+  install_ref(t);
+#if defined(__x86_64__)
+  if (legacy) {
+    if (isa_includes(isa, Isa::kAvx2)) install_avx2(t);
+    if (isa_includes(isa, Isa::kAvx512)) install_avx512(t);
+  } else {
+    if (isa_includes(isa, Isa::kAvx2)) simd::avx2::install(t);
+    if (isa_includes(isa, Isa::kAvx512)) simd::avx512::install(t);
+  }
+  if (isa_includes(isa, Isa::kAmx)) install_amx(t);
+#elif defined(__aarch64__)
+  (void)legacy;
+  if (isa_includes(isa, Isa::kNeon)) simd::neon::install(t);
+#else
+  (void)isa;
+  (void)legacy;
+#endif
+}
+
 }  // namespace
 
 Kernels::Kernels() : table_(std::make_unique<OpTable>()) {}
@@ -62,16 +99,17 @@ Result<Kernels> Kernels::create(const KernelOptions& options) {
   } else {
     FRUGAL_ASSIGN_OR_RETURN(isa, isa_from_env());
   }
+  bool legacy = options.legacy;
+  if (!legacy) {
+    FRUGAL_ASSIGN_OR_RETURN(legacy, legacy_from_env());
+  }
   Kernels k;
   k.isa_ = isa;
   k.pool_ = options.pool;
-  install_ref(k.table_.get());
-  if (isa >= Isa::kAvx2) install_avx2(k.table_.get());
-  if (isa >= Isa::kAvx512) install_avx512(k.table_.get());
-  if (isa >= Isa::kAmx) install_amx(k.table_.get());
+  install_tables(isa, legacy, k.table_.get());
 
-  FRUGAL_LOG_DEBUG("kernels: isa %s, %d thread(s)", std::string(isa_name(isa)).c_str(),
-                   options.pool ? options.pool->n_threads() : 1);
+  FRUGAL_LOG_DEBUG("kernels: isa %s%s, %d thread(s)", std::string(isa_name(isa)).c_str(),
+                   legacy ? " (old x86 kernels)" : "", options.pool ? options.pool->n_threads() : 1);
   return k;
 }
 

@@ -3,8 +3,8 @@
 // ISA names or intrinsics.
 //
 // Every op has a scalar reference implementation (src/kernels/ref/, the oracle) and, where it pays,
-// per-ISA versions (src/kernels/x86/) that the tests check against the oracle on every ISA the
-// machine supports. Conventions: activations are f32, shapes outermost first, PyTorch's
+// a SIMD version written once (src/kernels/simd/) and compiled per target (AVX2, AVX-512, NEON)
+// that the tests check against the oracle on every ISA the machine supports. Conventions: activations are f32, shapes outermost first, PyTorch's
 // y = x W^T for linear layers. No op allocates.
 #pragma once
 
@@ -26,11 +26,16 @@ struct KernelOptions {
   // Unset: FRUGAL_ISA from the environment, else the best supported level.
   std::optional<Isa> isa = std::nullopt;
   ThreadPool* pool = nullptr;  // borrowed; null runs every op on the calling thread
+  // Transitional, x86 only: the previous per-width kernels (src/kernels/x86/) instead of simd/,
+  // for same-run old/new comparisons until they are deleted. The environment variable
+  // FRUGAL_KERNELS=old sets it too (FRUGAL_KERNELS=new or unset: simd/).
+  bool legacy = false;
 };
 
 class Kernels {
  public:
-  // Errors: FRUGAL_ISA (or options.isa) names an unknown level or one the CPU lacks.
+  // Errors: FRUGAL_ISA (or options.isa) names an unknown level or one the CPU lacks;
+  // FRUGAL_KERNELS is set to something other than "new" / "old" (x86).
   static Result<Kernels> create(const KernelOptions& options = {});
   ~Kernels();
   Kernels(Kernels&&) noexcept;

@@ -1,9 +1,9 @@
 // Internal: the table of single-threaded kernel entry points behind the Kernels API. The scalar
 // oracle fills every entry; each ISA level then overwrites the entries it implements (avx2, then
-// avx512, then amx), so a table is always complete. Threading, argument checks and splitting
+// avx512, then amx; or neon), so a table is always complete. Threading, argument checks and splitting
 // into row / head ranges live in kernels.cpp; the entries only compute their range.
 //
-// Plain data and function pointers only: the per-ISA files include this header.
+// Plain data and function pointers only: the per-target files include this header.
 #pragma once
 
 #include <cstdint>
@@ -48,8 +48,9 @@ struct OpTable {
   uint64_t (*read_stream)(const uint64_t* p, int64_t n_words) = nullptr;
 };
 
-// Fill a table: ref first, then each level over it.
+// Fill a table: ref first, then each level over it (the simd/ targets: simd.h).
 void install_ref(OpTable* t);
+// The previous x86 kernels (src/kernels/x86/, FRUGAL_KERNELS=old) until they are deleted.
 void install_avx2(OpTable* t);
 void install_avx512(OpTable* t);
 void install_amx(OpTable* t);

@@ -22,6 +22,45 @@ TEST(Isa, LevelsAreCumulative) {
   ASSERT_FALSE(all.empty());
   EXPECT_EQ(all.front(), Isa::kScalar);
   EXPECT_EQ(all.back(), best_isa());
+  // Every supported level includes every supported level below it on its own architecture.
+  for (Isa isa : all) {
+    for (Isa level : all) {
+      if (level <= isa) {
+        EXPECT_TRUE(isa_includes(isa, level)) << isa_name(isa) << " " << isa_name(level);
+      }
+    }
+  }
+}
+
+TEST(Isa, IncludesStaysWithinAnArchitecture) {
+  for (Isa isa : kAllIsas) {
+    EXPECT_TRUE(isa_includes(isa, Isa::kScalar));
+    EXPECT_TRUE(isa_includes(isa, isa));
+  }
+  EXPECT_TRUE(isa_includes(Isa::kAmx, Isa::kAvx2));
+  EXPECT_TRUE(isa_includes(Isa::kAvx512, Isa::kAvx2));
+  EXPECT_FALSE(isa_includes(Isa::kAvx2, Isa::kAvx512));
+  EXPECT_FALSE(isa_includes(Isa::kScalar, Isa::kAvx2));
+  for (Isa x86 : {Isa::kAvx2, Isa::kAvx512, Isa::kAmx}) {
+    EXPECT_FALSE(isa_includes(Isa::kNeon, x86)) << isa_name(x86);
+    EXPECT_FALSE(isa_includes(x86, Isa::kNeon)) << isa_name(x86);
+  }
+}
+
+// Each architecture supports only its own levels; aarch64 Linux always has ASIMD (Armv8-A), so
+// the NEON kernels are tested wherever this test runs on ARM (qemu-user included).
+TEST(Isa, LevelsOfThisArchitecture) {
+#if defined(__x86_64__)
+  EXPECT_FALSE(isa_supported(Isa::kNeon));
+#elif defined(__aarch64__)
+  EXPECT_TRUE(isa_supported(Isa::kNeon));
+  EXPECT_EQ(best_isa(), Isa::kNeon);
+  for (Isa x86 : {Isa::kAvx2, Isa::kAvx512, Isa::kAmx}) {
+    EXPECT_FALSE(isa_supported(x86)) << isa_name(x86);
+  }
+#else
+  EXPECT_EQ(best_isa(), Isa::kScalar);
+#endif
 }
 
 // Restores FRUGAL_ISA after a test changes it.
@@ -48,6 +87,13 @@ TEST(Isa, EnvironmentOverride) {
   auto k = Kernels::create();
   ASSERT_TRUE(k.ok());
   EXPECT_EQ(k->isa(), Isa::kScalar);
+  if (isa_supported(Isa::kNeon)) {
+    setenv("FRUGAL_ISA", "neon", 1);
+    EXPECT_EQ(isa_from_env().value(), Isa::kNeon);
+    auto n = Kernels::create();
+    ASSERT_TRUE(n.ok()) << n.status().to_string();
+    EXPECT_EQ(n->isa(), Isa::kNeon);
+  }
   setenv("FRUGAL_ISA", "avx1024", 1);
   auto bad = isa_from_env();
   ASSERT_FALSE(bad.ok());

@@ -16,6 +16,8 @@ int lanes(Isa isa) {
   switch (isa) {
     case Isa::kScalar:
       return 1;
+    case Isa::kNeon:
+      return 4;
     case Isa::kAvx2:
       return 8;
     case Isa::kAvx512:

@@ -1,0 +1,333 @@
+// Vocabulary of the generic kernels (src/kernels/simd/*.cpp) for AVX-512 F/BW/DQ/VL: 16 f32
+// lanes. Included through simd/target.h only, by files compiled with the AVX-512 flags. Every
+// function has internal linkage and is always inlined, so no AVX-512 copy can be picked by the
+// linker for a baseline caller, and the generic code compiles to what hand-written intrinsics do.
+// The names and their meaning are the same in every target header (avx2.h, neon.h).
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
+
+using VF = __m512;
+inline constexpr int kLanes = 16;
+
+// ---- Tuning of the matmul kernels (gemv.cpp, dense.cpp, gemm.cpp) ----
+
+// Tokens handled together by the register-blocked block-scaled GEMV (more go in groups).
+inline constexpr int kMaxTokens = 8;
+// From this many tokens on, matmuls decode each weight tile once (gemm.cpp) instead of once per
+// group of kMaxTokens.
+inline constexpr int64_t kGemmMinTokens = 24;
+// f32 values of x prepared per pass (per token group): 32 KiB on the stack.
+inline constexpr int64_t kPrepFloats = 8192;
+// With more tokens than one group, rows are processed in blocks of about this many weight bytes
+// so that every token group after the first reads them from L2, not from memory.
+inline constexpr int64_t kRowBlockBytes = int64_t{512} << 10;
+// Rows decoded together by the FP8 / MXFP4 GEMV for T tokens (R x T accumulators + decoded
+// vectors within the 32 registers).
+constexpr int fp8_rows_for(int tokens) { return tokens <= 2 ? 4 : 2; }
+constexpr int fp4_rows_for(int tokens) { return tokens <= 4 ? 2 : 1; }
+// MXFP4 GEMV prefetch: the next row group into L1 and the group 8 ahead into L2 (true), or only
+// the next group into L2 (false). The four offset loads per chunk straddle cache lines and run
+// from L1 much better than from L2: with the lines in L1 a core streams [2048, 4096] matrices at
+// 12.4 GB/s instead of 10.7 (2 threads: 22.3-22.9 GB/s instead of 19.8-20.2, 640 MiB ring).
+inline constexpr bool kFp4PrefetchL1 = true;
+// Dense (bf16 / f32) GEMV: tokens per group, rows per group for T tokens, columns per pass.
+// Groups of 8 (2 rows x 8 tokens) ran out of registers and reloaded x for every row: at 8 tokens
+// two groups of 4 are faster (BM_Matmul avx512 2 threads m:8, bf16 1.59 -> 0.99 ms, f32 3.22 ->
+// 2.22 ms; docs/BENCHMARKS.md).
+inline constexpr int kDenseTokens = 4;
+constexpr int dense_rows_for(int /*tokens*/) { return 4; }
+constexpr int64_t dense_pass_for(int tokens) { return kPrepFloats / tokens; }
+// bf16 rows are read in whole 64-byte lines (2 vectors); with at most 8 rows x tokens, two
+// accumulators per row and token so that enough FMA chains are independent: 1.85x faster at
+// 4 x 4, 1.1x at 2 x 8 (BM_Matmul/bf16 m:4, m:8, docs/BENCHMARKS.md).
+inline constexpr bool kBf16Lines = true;
+// Many-token GEMM: a tile of kGemmRows rows (2 vectors) x kGemmCols columns decoded once and
+// stored transposed; kGemmTokens tokens x 2 vectors of accumulators (24 of 32 registers).
+inline constexpr int kGemmRows = 32;
+inline constexpr int64_t kGemmCols = 256;
+inline constexpr int kGemmTokens = 12;
+
+// ---- Masks (internal) ----
+
+FRUGAL_SIMD_INLINE __mmask16 lanes16(int64_t n) {
+  return n >= 16  ? static_cast<__mmask16>(0xffff)
+         : n <= 0 ? static_cast<__mmask16>(0)
+                  : static_cast<__mmask16>((1u << n) - 1);
+}
+FRUGAL_SIMD_INLINE __mmask32 bytes32(int64_t n) {
+  return n >= 32 ? ~__mmask32{0} : n <= 0 ? __mmask32{0} : static_cast<__mmask32>((1u << n) - 1);
+}
+FRUGAL_SIMD_INLINE __mmask64 bytes64(int64_t n) {
+  return n >= 64 ? ~__mmask64{0} : n <= 0 ? __mmask64{0} : ((__mmask64{1} << n) - 1);
+}
+
+// ---- f32 vectors ----
+
+FRUGAL_SIMD_INLINE VF zero() { return _mm512_setzero_ps(); }
+FRUGAL_SIMD_INLINE VF set1(float v) { return _mm512_set1_ps(v); }
+FRUGAL_SIMD_INLINE VF load(const float* p) { return _mm512_load_ps(p); }  // 64-byte aligned
+FRUGAL_SIMD_INLINE VF loadu(const float* p) { return _mm512_loadu_ps(p); }
+FRUGAL_SIMD_INLINE void store(float* p, VF v) { _mm512_store_ps(p, v); }
+FRUGAL_SIMD_INLINE void storeu(float* p, VF v) { _mm512_storeu_ps(p, v); }
+// Lanes [0, n) from p, the rest 0; nothing past p + n is read (any n).
+FRUGAL_SIMD_INLINE VF load_n(const float* p, int64_t n) {
+  return _mm512_maskz_loadu_ps(lanes16(n), p);
+}
+// Lanes [0, n) to p; nothing else is written.
+FRUGAL_SIMD_INLINE void store_n(float* p, VF v, int64_t n) {
+  _mm512_mask_storeu_ps(p, lanes16(n), v);
+}
+FRUGAL_SIMD_INLINE VF add(VF a, VF b) { return _mm512_add_ps(a, b); }
+FRUGAL_SIMD_INLINE VF sub(VF a, VF b) { return _mm512_sub_ps(a, b); }
+FRUGAL_SIMD_INLINE VF mul(VF a, VF b) { return _mm512_mul_ps(a, b); }
+FRUGAL_SIMD_INLINE VF div(VF a, VF b) { return _mm512_div_ps(a, b); }
+FRUGAL_SIMD_INLINE VF max(VF a, VF b) { return _mm512_max_ps(a, b); }
+FRUGAL_SIMD_INLINE VF min(VF a, VF b) { return _mm512_min_ps(a, b); }
+FRUGAL_SIMD_INLINE VF sqrt(VF a) { return _mm512_sqrt_ps(a); }
+// a * b + c and c - a * b, one rounding.
+FRUGAL_SIMD_INLINE VF fmadd(VF a, VF b, VF c) { return _mm512_fmadd_ps(a, b, c); }
+FRUGAL_SIMD_INLINE VF fnmadd(VF a, VF b, VF c) { return _mm512_fnmadd_ps(a, b, c); }
+
+// Sum of the 16 lanes (tree order).
+FRUGAL_SIMD_INLINE float hsum(VF v) {
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4e));  // + other 256-bit half
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xb1));  // + neighbouring 128-bit lane
+  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4e));        // + other 64-bit pair
+  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xb1));        // + neighbouring lane
+  return _mm512_cvtss_f32(v);
+}
+FRUGAL_SIMD_INLINE float hmax(VF v) { return _mm512_reduce_max_ps(v); }
+
+// e^x, within a few ulp of the correctly rounded value: x = n ln2 + r with n = round(x / ln2)
+// and r from a two-constant Cody-Waite reduction (|r| <= ln2 / 2, exact products: ln2_hi has 16
+// significant bits and |n| < 2^8); e^r by its degree-7 Taylor polynomial (truncation below
+// 6e-9 relative), evaluated by Horner with FMAs; 2^n applied by vscalefps, which overflows to
+// inf and underflows gradually to 0 like exp. Inputs below -110 give exactly 0 (e^-110 is below
+// half the smallest subnormal), so -inf gives 0.
+FRUGAL_SIMD_INLINE VF exp(VF x) {
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(100.0f)), _mm512_set1_ps(-110.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+// In-register transpose of kLanes x kLanes values: r[i] lane j -> r[j] lane i (unpack pairs, then
+// 64-bit pairs, then 128-bit lanes twice).
+FRUGAL_SIMD_INLINE void transpose(VF r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0x44);
+    r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], 0xee);
+    r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+  }
+  for (int i = 0; i < 2; ++i) {
+    for (int j = 0; j < 4; ++j) {
+      t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + j + 4], 0x88);
+      t[8 * i + j + 4] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + j + 4], 0xdd);
+    }
+  }
+  for (int j = 0; j < 8; ++j) {
+    r[j] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0x88);
+    r[j + 8] = _mm512_shuffle_f32x4(t[j], t[j + 8], 0xdd);
+  }
+}
+
+// ---- Prefetch ----
+
+FRUGAL_SIMD_INLINE void prefetch_l1(const void* p) {
+  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T0);
+}
+FRUGAL_SIMD_INLINE void prefetch_l2(const void* p) {
+  _mm_prefetch(static_cast<const char*>(p), _MM_HINT_T1);
+}
+
+// ---- bf16 / f16 -> f32 (exact) ----
+
+FRUGAL_SIMD_INLINE VF bf16_widen(__m256i h) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+// kLanes bf16 values at p.
+FRUGAL_SIMD_INLINE VF load_bf16(const uint16_t* p) {
+  return bf16_widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+// The first n (any n) of kLanes bf16 values, rest 0; nothing past p + n is read.
+FRUGAL_SIMD_INLINE VF load_bf16_n(const uint16_t* p, int64_t n) {
+  return bf16_widen(_mm256_maskz_loadu_epi16(lanes16(n), p));
+}
+// 2 * kLanes bf16 values (one 64-byte line) -> lo (first kLanes), hi.
+FRUGAL_SIMD_INLINE void load_bf16x2(const uint16_t* p, VF* lo, VF* hi) {
+  const __m512i raw = _mm512_loadu_si512(p);
+  *lo = bf16_widen(_mm512_castsi512_si256(raw));
+  *hi = bf16_widen(_mm512_extracti64x4_epi64(raw, 1));
+}
+FRUGAL_SIMD_INLINE VF load_f16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+FRUGAL_SIMD_INLINE VF load_f16_n(const uint16_t* p, int64_t n) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes16(n), p));
+}
+
+// ---- FP8 e4m3 ----
+
+// 32 e4m3 codes -> 32 f32 values times 2^-8, exactly. Each code is widened to the f16 with the
+// same sign, exponent and mantissa bits: f16 (5 exponent bits, bias 15, 10 mantissa bits) holds
+// every e4m3 value (4 exponent bits, bias 7, 3 mantissa bits) incl. subnormals scaled by
+// 2^(7 - 15), and vcvtph2ps converts f16 exactly. NaN codes (0x7f/0xff) would decode as 480;
+// loaders reject them (quant::check_weight_codes).
+FRUGAL_SIMD_INLINE void fp8x32_to_f32(__m256i codes, VF* lo, VF* hi) {
+  __m512i h = _mm512_cvtepi8_epi16(codes);  // sign-extended: the sign lands on bit 15 below
+  h = _mm512_and_si512(_mm512_slli_epi16(h, 7), _mm512_set1_epi16(static_cast<int16_t>(0xBFFF)));
+  *lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+  *hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+}
+// 4 * kLanes (64) e4m3 codes at p -> v[0..3] in memory order, each value times 2^-8 (exact).
+FRUGAL_SIMD_INLINE void fp8_decode4(const uint8_t* p, VF v[4]) {
+  fp8x32_to_f32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), &v[0], &v[1]);
+  fp8x32_to_f32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)), &v[2], &v[3]);
+}
+// The first n codes (any n), the rest decode as 0; nothing past p + n is read.
+FRUGAL_SIMD_INLINE void fp8_decode4_n(const uint8_t* p, int64_t n, VF v[4]) {
+  fp8x32_to_f32(_mm256_maskz_loadu_epi8(bytes32(n), p), &v[0], &v[1]);
+  fp8x32_to_f32(_mm256_maskz_loadu_epi8(bytes32(n - 32), p + 32), &v[2], &v[3]);
+}
+
+// ---- MXFP4 e2m1 ----
+//
+// A chunk is kFp4ChunkBytes packed bytes = 8 * kLanes elements = 4 scale blocks of 32, decoded
+// into 8 vectors in the target's lane order (fp4_order). Here: four loads at byte offsets 0..3 of
+// the chunk's 64 bytes; the low byte of dword i of load o is byte 4i + o, whose low nibble
+// (element 8i + 2o) vpermps reads from bits 0-3 and whose high nibble (element 8i + 2o + 1) it
+// reads after a shift by 4. Vector j = 2o + h therefore holds elements 8i + j (i = 0..15): the
+// "stride-8" order.
+inline constexpr int64_t kFp4ChunkBytes = 4 * kLanes;
+// Bytes past a chunk that fp4_load may read (the offset loads' unused upper bytes).
+inline constexpr int64_t kFp4Overread = 3;
+struct Fp4Raw {
+  __m512i l[4];
+};
+FRUGAL_SIMD_INLINE Fp4Raw fp4_load(const uint8_t* p) {
+  Fp4Raw r;
+  for (int o = 0; o < 4; ++o) r.l[o] = _mm512_loadu_si512(p + o);
+  return r;
+}
+// A chunk with nb valid bytes (any nb): nothing past p + nb is read; the rest decode as 0.
+FRUGAL_SIMD_INLINE Fp4Raw fp4_load_n(const uint8_t* p, int64_t nb) {
+  Fp4Raw r;
+  for (int o = 0; o < 4; ++o) r.l[o] = _mm512_maskz_loadu_epi8(bytes64(nb - o), p + o);
+  return r;
+}
+// The 16 e2m1 values; vpermps indexes it with the low 4 bits of each dword.
+FRUGAL_SIMD_INLINE VF fp4_table() {
+  return _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f, -1.0f, -1.5f,
+                        -2.0f, -3.0f, -4.0f, -6.0f);
+}
+// Vector j (0..7) of the chunk, unscaled (exact e2m1 values).
+FRUGAL_SIMD_INLINE VF fp4_decode_one(const Fp4Raw& raw, int j) {
+  const __m512i idx = (j & 1) ? _mm512_srli_epi32(raw.l[j / 2], 4) : raw.l[j / 2];
+  return _mm512_permutexvar_ps(idx, fp4_table());
+}
+FRUGAL_SIMD_INLINE void fp4_decode(const Fp4Raw& raw, VF v[8]) {
+  for (int j = 0; j < 8; ++j) v[j] = fp4_decode_one(raw, j);
+}
+// The chunk element that lane slot i (0 .. 8 * kLanes) of the decoded vectors holds: slot
+// 16j + i is element 8i + j.
+constexpr int fp4_order(int i) { return 8 * (i % 16) + i / 16; }
+// dst[i] = src[fp4_order(i)] for one chunk (src: 8 * kLanes readable floats).
+FRUGAL_SIMD_INLINE void fp4_prepare(const float* src, float* dst) {
+  const __m512i idx =
+      _mm512_setr_epi32(0, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120);
+#pragma GCC unroll 8
+  for (int j = 0; j < 8; ++j) _mm512_storeu_ps(dst + 16 * j, _mm512_i32gather_ps(idx, src + j, 4));
+}
+// Scales: one load covers kFp4ScaleChunks chunks (their 16 e8m0 codes; n valid, any n);
+// fp4_chunk_scale(s, i) is the scale vector of chunk i of them, lane by lane matching the decoded
+// vectors (lane i: block i / 4 of the chunk). Code 0 gives 2^-127, like the scalar e8m0.
+inline constexpr int kFp4ScaleChunks = 4;
+FRUGAL_SIMD_INLINE VF fp4_scales_load(const uint8_t* s, int64_t n) {
+  const __m128i codes = _mm_maskz_loadu_epi8(static_cast<__mmask16>(lanes16(n)), s);
+  __m512i e = _mm512_slli_epi32(_mm512_cvtepu8_epi32(codes), 23);
+  e = _mm512_max_epu32(e, _mm512_set1_epi32(0x00400000));  // code 0 -> 2^-127
+  return _mm512_castsi512_ps(e);
+}
+FRUGAL_SIMD_INLINE VF fp4_chunk_scale(VF s16, int i) {
+  alignas(64) static constexpr int32_t kIdx[4][16] = {
+      {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3},
+      {4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7},
+      {8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11},
+      {12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15}};
+  return _mm512_permutexvar_ps(_mm512_load_si512(kIdx[i & 3]), s16);
+}
+// kLanes packed bytes at p -> 2 * kLanes elements in memory order, unscaled: v[0] the first
+// kLanes. Even elements come from the low nibbles, odd from the high; interleaved back.
+FRUGAL_SIMD_INLINE void fp4_decode_seq(const uint8_t* p, VF v[2]) {
+  const __m512 tab = fp4_table();
+  const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi_idx =
+      _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  const __m512 ev = _mm512_permutexvar_ps(b, tab);
+  const __m512 od = _mm512_permutexvar_ps(_mm512_srli_epi32(b, 4), tab);
+  v[0] = _mm512_permutex2var_ps(ev, lo_idx, od);
+  v[1] = _mm512_permutex2var_ps(ev, hi_idx, od);
+}
+
+// ---- For the ops (ops.cpp, attention.cpp, probes.cpp; added by K2) ----
+
+// Score tile of the attention kernel: entries x 4 heads of accumulators (16 of the 32 registers),
+// and vectors of head dims per head in its p * kv step (8 heads x 2 = 16 accumulators).
+inline constexpr int kAttnTileEntries = 4;
+inline constexpr int kAttnDimVecs = 2;
+
+// Lanes 2i and 2i + 1 exchanged (rope's pair swap).
+FRUGAL_SIMD_INLINE VF swap_pairs(VF v) { return _mm512_permute_ps(v, 0xb1); }
+// Lanes [0, n) of v, the rest 0 (any n).
+FRUGAL_SIMD_INLINE VF keep_n(VF v, int64_t n) { return _mm512_maskz_mov_ps(lanes16(n), v); }
+// Per lane a < b ? t : f (false for NaN).
+FRUGAL_SIMD_INLINE VF select_lt(VF a, VF b, VF t, VF f) {
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), f, t);
+}
+// Bitwise OR of the lanes' bit patterns.
+FRUGAL_SIMD_INLINE VF bit_or(VF a, VF b) { return _mm512_or_ps(a, b); }
+// Lane j = sum of the lanes of v[j], for kLanes vectors, in 30 shuffles + adds instead of 16
+// separate reductions. The tree (halves of pairs, 128-bit lanes of pairs, then pairs and singles
+// inside 128-bit lanes) leaves the sum of input s = 4m + k in lane 4k + m, so the inputs are
+// taken transposed (input 4m + k = v[4k + m]).
+FRUGAL_SIMD_INLINE VF hsum_each(const VF v[16]) {
+  __m512 w[8], x[4], y[2];
+  for (int j = 0; j < 8; ++j) {
+    const __m512 a = v[((2 * j) % 4) * 4 + (2 * j) / 4];
+    const __m512 b = v[((2 * j + 1) % 4) * 4 + (2 * j + 1) / 4];
+    w[j] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xee));
+  }
+  for (int j = 0; j < 4; ++j) {
+    x[j] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * j], w[2 * j + 1], 0x88),
+                         _mm512_shuffle_f32x4(w[2 * j], w[2 * j + 1], 0xdd));
+  }
+  for (int j = 0; j < 2; ++j) {
+    y[j] = _mm512_add_ps(_mm512_shuffle_ps(x[2 * j], x[2 * j + 1], 0x44),
+                         _mm512_shuffle_ps(x[2 * j], x[2 * j + 1], 0xee));
+  }
+  return _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x88), _mm512_shuffle_ps(y[0], y[1], 0xdd));
+}
+
+}  // namespace frugal::kernels::simd::FRUGAL_SIMD_NS
