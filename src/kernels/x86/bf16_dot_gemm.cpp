@@ -1,0 +1,250 @@
+// y = x W^T for many tokens with bf16 dot products (AVX512-BF16 vdpbf16ps: 2 products per f32
+// lane and instruction), for x whose values are exact in bf16 (Kernels::matmul with
+// MatmulInput::kBf16Exact: the FP8-rounded activations of --act-quant) and FP8 / MXFP4 weights,
+// whose values times their e8m0 scales are exact in bf16 too. Every product is then exact in f32
+// (8 + 8 significant bits), as in the f32 kernels; only the f32 summation order differs.
+//
+// vdpbf16ps treats subnormal inputs as zero and flushes subnormal results (DAZ / FTZ, whatever
+// MXCSR says), and vcvtne2ps2bf16 does the same. kernels.cpp takes this path only when no value,
+// product or partial sum can be subnormal (the grid argument there), so nothing is flushed.
+//
+// Layout: a tile of kRows rows (kRowVecs vectors of 16) x kCols columns is decoded once to bf16
+// and stored as pairs along k: vector (p, v) holds, in f32 lane i, W[r0 + 16 v + i][2p, 2p + 1]
+// (one decoded 32-value row chunk per row, then a 16 x 16 dword transpose). The register tile is
+// kTokens tokens x kRowVecs vectors of accumulators; x pairs are broadcast as dwords.
+//
+// Compiled with -mavx512f/bw/dq/vl -mavx512bf16 and the AVX-512 simd vocabulary (FP8 / MXFP4
+// decoders, transpose), which it shares with src/kernels/simd/.
+#include <immintrin.h>
+
+#include <array>
+#include <cstring>
+#include <utility>
+
+#include "kernels/op_table.h"
+#include "kernels/simd/target.h"
+
+namespace frugal::kernels {
+namespace bf16dot {
+namespace {
+
+namespace v = simd::avx512;
+using quant::WeightFormat;
+
+constexpr int kRowVecs = 4;
+constexpr int kRows = 16 * kRowVecs;
+constexpr int64_t kCols = 256;  // multiple of the FP8 (128) and MXFP4 (32) scale blocks
+constexpr int64_t kPairs = kCols / 2;
+constexpr int kTokens = 6;  // kTokens x kRowVecs = 24 accumulators + 4 weights + 1 broadcast
+constexpr int64_t kMinTokens = 32;
+
+inline float e8m0_f32(uint8_t c) {
+  return c == 0 ? 0x1p-127f : __builtin_bit_cast(float, static_cast<uint32_t>(c) << 23);
+}
+
+// 32 f32 -> 32 bf16 in order (exact for the values this path sees: normal and bf16-exact).
+inline __m512i pack_bf16(__m512 lo, __m512 hi) {
+  return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+}
+
+// Row `row`, columns [c, c + 32) (c a multiple of 32, n_left valid of them, rest zero) as 32 bf16.
+inline __m512i decode32(const quant::WeightView& w, int64_t row, int64_t c, int64_t n_left) {
+  __m512 lo, hi;
+  if (w.format == WeightFormat::kFP8Block) {
+    const uint8_t* src = static_cast<const uint8_t*>(w.data) + row * w.cols + c;
+    const __m256i codes = n_left >= 32
+                              ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src))
+                              : _mm256_maskz_loadu_epi8(v::bytes32(n_left), src);
+    v::fp8x32_to_f32(codes, &lo, &hi);  // values times 2^-8
+    const uint8_t code = w.scales[(row / 128) * ((w.cols + 127) / 128) + c / 128];
+    const __m512 s = _mm512_set1_ps(e8m0_f32(code) * 256.0f);
+    lo = _mm512_mul_ps(lo, s);
+    hi = _mm512_mul_ps(hi, s);
+  } else {  // kMXFP4: 16 bytes, one scale block; w.cols is even
+    const uint8_t* src = static_cast<const uint8_t*>(w.data) + row * (w.cols / 2) + c / 2;
+    __m512 d[2];
+    if (n_left >= 32) {
+      v::fp4_decode_seq(src, d);
+    } else {
+      alignas(16) uint8_t tmp[16] = {};
+      std::memcpy(tmp, src, static_cast<size_t>((n_left + 1) / 2));
+      v::fp4_decode_seq(tmp, d);
+    }
+    const __m512 s = _mm512_set1_ps(e8m0_f32(w.scales[row * ((w.cols + 31) / 32) + c / 32]));
+    lo = _mm512_mul_ps(d[0], s);
+    hi = _mm512_mul_ps(d[1], s);
+    if (n_left < 32) {  // an odd tail's last byte holds one value
+      lo = _mm512_maskz_mov_ps(v::lanes16(n_left), lo);
+      hi = _mm512_maskz_mov_ps(v::lanes16(n_left - 16), hi);
+    }
+  }
+  return pack_bf16(lo, hi);
+}
+
+// tile[(p * kRowVecs + g) * 16 + i] = W[r0 + 16 g + i][c0 + 2p .. 2p + 1] as a bf16 pair, for
+// p < round_up(n, 32) / 2; rows past nr and columns past n are zero.
+void decode_tile(const quant::WeightView& w, int64_t r0, int nr, int64_t c0, int64_t n,
+                 uint32_t* tile) {
+  for (int g = 0; g < kRowVecs; ++g) {
+    for (int64_t kb = 0; kb < n; kb += 32) {
+      __m512 rows[16];
+      for (int i = 0; i < 16; ++i) {
+        const int r = 16 * g + i;
+        rows[i] = r < nr ? _mm512_castsi512_ps(decode32(w, r0 + r, c0 + kb, n - kb))
+                         : _mm512_setzero_ps();
+      }
+      v::transpose(rows);  // rows[j] lane i = row i's pair j
+      for (int j = 0; j < 16; ++j) {
+        _mm512_store_ps(reinterpret_cast<float*>(tile + ((kb / 2 + j) * kRowVecs + g) * 16),
+                        rows[j]);
+      }
+    }
+  }
+}
+
+inline __m512bh as_bh(__m512i v) { return reinterpret_cast<__m512bh>(v); }
+
+// y[t, 0..nr) (+)= sum over pairs p < np of x[t, 2p..2p+1] . tile[p] for T tokens.
+template <int T>
+void tile_tokens(const uint32_t* tile, int64_t np, const uint16_t* xb, int64_t ldxb, float* y,
+                 int64_t ldy, int nr, bool first) {
+  __m512 acc[T][kRowVecs];
+  for (int t = 0; t < T; ++t) {
+    for (int g = 0; g < kRowVecs; ++g) acc[t][g] = _mm512_setzero_ps();
+  }
+  for (int64_t p = 0; p < np; ++p) {
+    __m512bh wv[kRowVecs];
+    for (int g = 0; g < kRowVecs; ++g) {
+      wv[g] = as_bh(_mm512_load_si512(tile + (p * kRowVecs + g) * 16));
+    }
+#pragma GCC unroll 16
+    for (int t = 0; t < T; ++t) {
+      int32_t pair;
+      std::memcpy(&pair, xb + t * ldxb + 2 * p, 4);
+      const __m512bh xv = as_bh(_mm512_set1_epi32(pair));
+      for (int g = 0; g < kRowVecs; ++g) acc[t][g] = _mm512_dpbf16_ps(acc[t][g], xv, wv[g]);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    float* dst = y + t * ldy;
+    for (int g = 0; g < kRowVecs; ++g) {
+      const __mmask16 mk = v::lanes16(nr - 16 * g);
+      if (mk == 0) break;
+      __m512 a = acc[t][g];
+      if (!first) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(mk, dst + 16 * g));
+      _mm512_mask_storeu_ps(dst + 16 * g, mk, a);
+    }
+  }
+}
+
+using TileFn = void (*)(const uint32_t*, int64_t, const uint16_t*, int64_t, float*, int64_t, int,
+                        bool);
+template <int... I>
+constexpr std::array<TileFn, sizeof...(I)> tile_fns(std::integer_sequence<int, I...>) {
+  return {&tile_tokens<I + 1>...};
+}
+constexpr auto kTileFns = tile_fns(std::make_integer_sequence<int, kTokens>());
+
+void matmul(const MatmulTask& task, int64_t r0, int64_t r1) {
+  alignas(64) uint32_t tile[kPairs * kRowVecs * 16];
+  const int64_t K = task.w.cols;
+  for (int64_t rb = r0; rb < r1; rb += kRows) {
+    const int nr = static_cast<int>(r1 - rb < kRows ? r1 - rb : kRows);
+    for (int64_t c0 = 0; c0 < K; c0 += kCols) {
+      const int64_t n = K - c0 < kCols ? K - c0 : kCols;
+      decode_tile(task.w, rb, nr, c0, n, tile);
+      const int64_t np = (n + 31) / 32 * 16;
+      for (int64_t t0 = 0; t0 < task.m; t0 += kTokens) {
+        const int64_t left = task.m - t0;
+        kTileFns[(left < kTokens ? left : kTokens) - 1](
+            tile, np, task.xb + t0 * task.ldxb + c0, task.ldxb, task.y + t0 * task.ldy + rb,
+            task.ldy, nr, c0 == 0);
+      }
+    }
+  }
+}
+
+int to_bf16(const float* x, int64_t t0, int64_t t1, int64_t cols, int64_t ldx, uint16_t* xb,
+            int64_t ldxb) {
+  const __m512i low16 = _mm512_set1_epi32(0xffff), abs_mask = _mm512_set1_epi32(0x7fffffff);
+  __mmask16 inexact = 0;
+  __m512i emin = _mm512_set1_epi32(255);
+  for (int64_t t = t0; t < t1; ++t) {
+    const float* src = x + t * ldx;
+    uint16_t* dst = xb + t * ldxb;
+    for (int64_t k = 0; k < ldxb; k += 32) {
+      __m512 h[2];
+      for (int q = 0; q < 2; ++q) {
+        h[q] = _mm512_maskz_loadu_ps(v::lanes16(cols - k - 16 * q), src + k + 16 * q);
+        const __m512i b = _mm512_castps_si512(h[q]);
+        inexact |= _mm512_test_epi32_mask(b, low16);
+        const __mmask16 nz = _mm512_test_epi32_mask(b, abs_mask);
+        emin = _mm512_mask_min_epu32(emin, nz, emin, _mm512_srli_epi32(_mm512_and_si512(b, abs_mask), 23));
+      }
+      // Exact bf16 values are their f32 bits' upper halves (vcvtne2ps2bf16 would flush the
+      // subnormals that the caller then rejects anyway).
+      const __m512i hi16 = _mm512_permutex2var_epi16(
+          _mm512_castps_si512(h[0]),
+          _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29,
+                           27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1),
+          _mm512_castps_si512(h[1]));
+      _mm512_storeu_si512(dst + k, hi16);
+    }
+  }
+  if (inexact != 0) return -1;
+  return static_cast<int>(_mm512_reduce_min_epu32(emin));
+}
+
+int scale_range(const quant::WeightView& w) {
+  const int64_t n = w.format == WeightFormat::kFP8Block
+                        ? ((w.rows + 127) / 128) * ((w.cols + 127) / 128)
+                        : w.rows * ((w.cols + 31) / 32);
+  __m512i lo = _mm512_set1_epi8(static_cast<char>(0xff)), hi = _mm512_setzero_si512();
+  for (int64_t i = 0; i < n; i += 64) {
+    const __mmask64 mk = v::bytes64(n - i);
+    const __m512i s = _mm512_maskz_loadu_epi8(mk, w.scales + i);
+    lo = _mm512_mask_min_epu8(lo, mk, lo, s);
+    hi = _mm512_max_epu8(hi, s);
+  }
+  alignas(64) uint8_t l[64], h[64];
+  _mm512_store_si512(l, lo);
+  _mm512_store_si512(h, hi);
+  int mn = 255, mx = 0;
+  for (int i = 0; i < 64; ++i) {
+    mn = l[i] < mn ? l[i] : mn;
+    mx = h[i] > mx ? h[i] : mx;
+  }
+  return mn | mx << 8;
+}
+
+// 24 chains: more than vdpbf16ps latency (~6) x 2 ports, so the loop runs at its throughput.
+uint64_t peak(int64_t iters) {
+  __m512 acc[24];
+  for (auto& a : acc) a = _mm512_setzero_ps();
+  const __m512bh a = as_bh(_mm512_set1_epi16(0x3f80)), b = as_bh(_mm512_set1_epi16(0x3400));
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 24
+    for (auto& c : acc) c = _mm512_dpbf16_ps(c, a, b);
+    __asm__ volatile("" ::: "memory");
+  }
+  __m512 s = acc[0];
+  for (int j = 1; j < 24; ++j) s = _mm512_add_ps(s, acc[j]);
+  volatile float sink = _mm512_reduce_add_ps(s);
+  (void)sink;
+  return static_cast<uint64_t>(iters) * 24 * 32 * 2;
+}
+
+}  // namespace
+}  // namespace bf16dot
+
+void install_bf16_dot(OpTable* t) {
+  Bf16DotOps& o = t->bf16_dot;
+  o.min_tokens = bf16dot::kMinTokens;
+  o.to_bf16 = bf16dot::to_bf16;
+  o.scale_range = bf16dot::scale_range;
+  o.matmul[static_cast<int>(quant::WeightFormat::kFP8Block)] = bf16dot::matmul;
+  o.matmul[static_cast<int>(quant::WeightFormat::kMXFP4)] = bf16dot::matmul;
+  o.peak = bf16dot::peak;
+}
+
+}  // namespace frugal::kernels
