@@ -119,6 +119,10 @@ Result<Kernels> Kernels::create(const KernelOptions& options) {
   if (isa_includes(isa, Isa::kAvx512) && cpu_has_bf16_dot() &&
       options.bf16_dot.value_or(bf16_dot_from_env())) {
     install_bf16_dot(k.table_.get());
+    // A measuring knob (bench/bf16_bench --sweep): the bf16 path from this many tokens on.
+    if (const char* v = std::getenv("FRUGAL_BF16_DOT_MIN_TOKENS"); v != nullptr && *v != '\0') {
+      k.table_->bf16_dot.min_tokens = std::max<int64_t>(1, std::atoll(v));
+    }
   }
 #endif
 

@@ -45,6 +45,7 @@ struct KernelOptions {
   bool legacy = false;
   // The bf16 dot-product GEMM of MatmulInput::kBf16Exact where the CPU has it. Unset: on unless
   // the environment variable FRUGAL_BF16_DOT is "0" (for same-run comparisons).
+  // FRUGAL_BF16_DOT_MIN_TOKENS=n moves its threshold (measurements only).
   std::optional<bool> bf16_dot = std::nullopt;
 };
 
