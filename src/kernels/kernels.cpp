@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "core/memory.h"
 #include "kernels/op_table.h"
 #include "kernels/ref/ref.h"
 #include "kernels/simd/simd.h"
@@ -192,12 +193,18 @@ void Kernels::matmul(const WeightView& w, int64_t m, const float* x, int64_t ldx
     return;
   }
   const int64_t ldxb = Bf16DotOps::ldxb_for(w.cols);
-  thread_local std::vector<uint16_t> xb;
-  if (xb.size() < static_cast<size_t>(m * ldxb)) xb.resize(static_cast<size_t>(m * ldxb));
+  // Grown to the largest call (huge pages from 2 MiB on: the rows are 2 * ldxb bytes apart).
+  thread_local AlignedBuffer xbuf;
+  const auto xbytes = static_cast<uint64_t>(m * ldxb) * 2;
+  if (xbuf.size() < xbytes) {
+    xbuf.reset();
+    xbuf = std::move(AlignedBuffer::allocate(xbytes, nullptr)).value();
+  }
+  uint16_t* const xb = xbuf.as<uint16_t>();
   std::atomic<int> emin{255};
   std::atomic<bool> inexact{false};
   split(pool_, m, std::max<int64_t>(1, 65536 / ldxb), [&](int64_t b, int64_t e, int) {
-    const int r = ops.to_bf16(x, b, e, w.cols, ldx, xb.data(), ldxb);
+    const int r = ops.to_bf16(x, b, e, w.cols, ldx, xb, ldxb);
     if (r < 0) inexact.store(true, std::memory_order_relaxed);
     int cur = emin.load(std::memory_order_relaxed);
     while (r >= 0 && r < cur && !emin.compare_exchange_weak(cur, r)) {
@@ -212,7 +219,7 @@ void Kernels::matmul(const WeightView& w, int64_t m, const float* x, int64_t ldx
     return;
   }
   MatmulTask task{.w = w, .x = x, .ldx = ldx, .y = y, .ldy = ldy, .m = m};
-  task.xb = xb.data();
+  task.xb = xb;
   task.ldxb = ldxb;
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / (weight_row_bytes(w) * m));
   split(pool_, w.rows, grain, [&](int64_t b, int64_t e2, int) { fn(task, b, e2); });

@@ -83,22 +83,44 @@ inline __m512i decode32(const quant::WeightView& w, int64_t row, int64_t c, int6
   return pack_bf16(lo, hi);
 }
 
+// The next tile's bytes of row `row` (columns [c0, c0 + kCols)) towards L2, a whole token sweep
+// ahead of their decode.
+inline void prefetch_row(const quant::WeightView& w, int64_t row, int64_t c0) {
+  if (c0 >= w.cols) return;
+  const bool fp8 = w.format == WeightFormat::kFP8Block;
+  const auto* base = static_cast<const char*>(w.data) +
+                     (fp8 ? row * w.cols + c0 : row * (w.cols / 2) + c0 / 2);
+  const int64_t bytes = fp8 ? kCols : kCols / 2;
+  for (int64_t b = 0; b < bytes; b += 64) _mm_prefetch(base + b, _MM_HINT_T1);
+}
+
 // tile[(p * kRowVecs + g) * 16 + i] = W[r0 + 16 g + i][c0 + 2p .. 2p + 1] as a bf16 pair, for
-// p < round_up(n, 32) / 2; rows past nr and columns past n are zero.
+// p < round_up(n, 32) / 2; rows past nr and columns past n are zero. 16 rows at a time, a whole
+// 64-byte line of each (two 32-value chunks for FP8) per visit: rows 4 KiB apart share an L1 set,
+// so visiting each line twice would fetch it twice. Then 16 x 16 dword transposes.
 void decode_tile(const quant::WeightView& w, int64_t r0, int nr, int64_t c0, int64_t n,
                  uint32_t* tile) {
+  for (int r = 0; r < nr; ++r) prefetch_row(w, r0 + r, c0 + kCols);
+  alignas(64) uint32_t rows[16][32];
   for (int g = 0; g < kRowVecs; ++g) {
-    for (int64_t kb = 0; kb < n; kb += 32) {
-      __m512 rows[16];
+    for (int64_t kb = 0; kb < n; kb += 64) {
+      const int halves = n - kb > 32 ? 2 : 1;
       for (int i = 0; i < 16; ++i) {
         const int r = 16 * g + i;
-        rows[i] = r < nr ? _mm512_castsi512_ps(decode32(w, r0 + r, c0 + kb, n - kb))
-                         : _mm512_setzero_ps();
+        for (int h = 0; h < halves; ++h) {
+          const __m512i v = r < nr ? decode32(w, r0 + r, c0 + kb + 32 * h, n - kb - 32 * h)
+                                   : _mm512_setzero_si512();
+          _mm512_store_si512(&rows[i][16 * h], v);
+        }
       }
-      v::transpose(rows);  // rows[j] lane i = row i's pair j
-      for (int j = 0; j < 16; ++j) {
-        _mm512_store_ps(reinterpret_cast<float*>(tile + ((kb / 2 + j) * kRowVecs + g) * 16),
-                        rows[j]);
+      for (int h = 0; h < halves; ++h) {
+        __m512 v[16];
+        for (int i = 0; i < 16; ++i) v[i] = _mm512_load_ps(reinterpret_cast<const float*>(&rows[i][16 * h]));
+        v::transpose(v);  // v[j] lane i = row i's pair j
+        const int64_t p0 = (kb + 32 * h) / 2;
+        for (int j = 0; j < 16; ++j) {
+          _mm512_store_ps(reinterpret_cast<float*>(tile + ((p0 + j) * kRowVecs + g) * 16), v[j]);
+        }
       }
     }
   }
@@ -147,20 +169,30 @@ constexpr std::array<TileFn, sizeof...(I)> tile_fns(std::integer_sequence<int, I
 }
 constexpr auto kTileFns = tile_fns(std::make_integer_sequence<int, kTokens>());
 
+// Columns in blocks whose bf16 x panel (m rows) stays within ~512 KiB, so that each row block's
+// sweep over all tokens reads x from L2 (with K = 8192 and 48 tokens a whole x row set is 768 KiB
+// and came from L3 for every row block); y is then summed over the column blocks. At least
+// kMinColBlock columns: with many tokens y's extra passes cost more than x from L3.
+constexpr int64_t kMinColBlock = 2048;
 void matmul(const MatmulTask& task, int64_t r0, int64_t r1) {
   alignas(64) uint32_t tile[kPairs * kRowVecs * 16];
   const int64_t K = task.w.cols;
-  for (int64_t rb = r0; rb < r1; rb += kRows) {
-    const int nr = static_cast<int>(r1 - rb < kRows ? r1 - rb : kRows);
-    for (int64_t c0 = 0; c0 < K; c0 += kCols) {
-      const int64_t n = K - c0 < kCols ? K - c0 : kCols;
-      decode_tile(task.w, rb, nr, c0, n, tile);
-      const int64_t np = (n + 31) / 32 * 16;
-      for (int64_t t0 = 0; t0 < task.m; t0 += kTokens) {
-        const int64_t left = task.m - t0;
-        kTileFns[(left < kTokens ? left : kTokens) - 1](
-            tile, np, task.xb + t0 * task.ldxb + c0, task.ldxb, task.y + t0 * task.ldy + rb,
-            task.ldy, nr, c0 == 0);
+  int64_t kblock = (int64_t{256} << 10) / task.m / kCols * kCols;
+  if (kblock < kMinColBlock) kblock = kMinColBlock;
+  for (int64_t k0 = 0; k0 < K; k0 += kblock) {
+    const int64_t k1 = K - k0 < kblock ? K : k0 + kblock;
+    for (int64_t rb = r0; rb < r1; rb += kRows) {
+      const int nr = static_cast<int>(r1 - rb < kRows ? r1 - rb : kRows);
+      for (int64_t c0 = k0; c0 < k1; c0 += kCols) {
+        const int64_t n = k1 - c0 < kCols ? k1 - c0 : kCols;
+        decode_tile(task.w, rb, nr, c0, n, tile);
+        const int64_t np = (n + 31) / 32 * 16;
+        for (int64_t t0 = 0; t0 < task.m; t0 += kTokens) {
+          const int64_t left = task.m - t0;
+          kTileFns[(left < kTokens ? left : kTokens) - 1](
+              tile, np, task.xb + t0 * task.ldxb + c0, task.ldxb, task.y + t0 * task.ldy + rb,
+              task.ldy, nr, c0 == 0);
+        }
       }
     }
   }
