@@ -125,10 +125,11 @@ int main(int argc, char** argv) {
   const bool cpu = threads == 1;
   const double fma = probe_rate(k, false, cpu), dot = probe_rate(k, true, cpu);
   std::printf("isa %s, %d thread(s), %s time; per-thread probes: fma_peak %.1f GFLOP/s, "
-              "bf16_dot_peak %.1f GFLOP/s (%.2fx); bf16 path from m = %lld\n",
+              "bf16_dot_peak %.1f GFLOP/s (%.2fx); bf16 path from m = %lld (FP8), %lld (MXFP4)\n",
               std::string(frugal::kernels::isa_name(k.isa())).c_str(), threads,
               cpu ? "thread CPU" : "wall", fma * 1e-9, dot * 1e-9, dot / fma,
-              static_cast<long long>(k.bf16_dot_min_tokens()));
+              static_cast<long long>(k.bf16_dot_min_tokens(WeightFormat::kFP8Block)),
+              static_cast<long long>(k.bf16_dot_min_tokens(WeightFormat::kMXFP4)));
   const double fma_all = fma * threads, dot_all = dot * threads;
 
   struct Shape {

@@ -122,7 +122,7 @@ Result<Kernels> Kernels::create(const KernelOptions& options) {
     install_bf16_dot(k.table_.get());
     // A measuring knob (bench/bf16_bench --sweep): the bf16 path from this many tokens on.
     if (const char* v = std::getenv("FRUGAL_BF16_DOT_MIN_TOKENS"); v != nullptr && *v != '\0') {
-      k.table_->bf16_dot.min_tokens = std::max<int64_t>(1, std::atoll(v));
+      for (int64_t& t : k.table_->bf16_dot.min_tokens) t = std::max<int64_t>(1, std::atoll(v));
     }
   }
 #endif
@@ -157,7 +157,10 @@ void Kernels::matmul(const WeightView& w, int64_t m, const float* x, int64_t ldx
 
 bool Kernels::bf16_dot() const { return table_->bf16_dot.to_bf16 != nullptr; }
 
-int64_t Kernels::bf16_dot_min_tokens() const { return bf16_dot() ? table_->bf16_dot.min_tokens : 0; }
+int64_t Kernels::bf16_dot_min_tokens(quant::WeightFormat f) const {
+  const Bf16DotOps& ops = table_->bf16_dot;
+  return ops.matmul[static_cast<int>(f)] != nullptr ? ops.min_tokens[static_cast<int>(f)] : 0;
+}
 
 uint64_t Kernels::bf16_dot_peak(int64_t iters) const {
   return bf16_dot() ? table_->bf16_dot.peak(iters) : 0;
@@ -172,7 +175,7 @@ void Kernels::matmul(const WeightView& w, int64_t m, const float* x, int64_t ldx
                      int64_t ldy, MatmulInput input) const {
   const Bf16DotOps& ops = table_->bf16_dot;
   const MatmulFn fn = ops.matmul[static_cast<int>(w.format)];
-  if (input != MatmulInput::kBf16Exact || fn == nullptr || m < ops.min_tokens || w.rows == 0) {
+  if (input != MatmulInput::kBf16Exact || fn == nullptr || m < ops.min_tokens[static_cast<int>(w.format)] || w.rows == 0) {
     matmul(w, m, x, ldx, y, ldy);
     return;
   }

@@ -26,7 +26,7 @@ struct OpTable;
 //   kF32        any f32 values (the default numerics).
 //   kBf16Exact  the caller promises every x value is exactly representable in bf16 (e.g. the
 //               FP8-rounded activations of --act-quant: e4m3 codes times a power of two). For FP8
-//               and MXFP4 weights, from Kernels::bf16_dot_min_tokens() tokens on, on CPUs with
+//               and MXFP4 weights, from Kernels::bf16_dot_min_tokens(format) tokens on, on CPUs with
 //               AVX512-BF16, the matmul then runs on bf16 dot products (vdpbf16ps): the products
 //               are exact in f32 as in the f32 kernels and only the f32 summation order differs.
 //               It falls back to the f32 kernels (same results as kF32) for other formats, fewer
@@ -78,9 +78,9 @@ class Kernels {
   void matmul(const quant::WeightView& w, int64_t m, const float* x, int64_t ldx, float* y,
               int64_t ldy, MatmulInput input) const;
   // Whether MatmulInput::kBf16Exact can use bf16 dot products here (CPU, ISA level, option), and
-  // from how many tokens on (0 when it cannot).
+  // from how many tokens on for weights of format f (0 when it cannot).
   bool bf16_dot() const;
-  int64_t bf16_dot_min_tokens() const;
+  int64_t bf16_dot_min_tokens(quant::WeightFormat f) const;
 
   // ---- normalisation and position ----
   // out[t] = weight * (x[t] * rsqrt(mean(x[t]^2) + eps)) for t < m; x, out: [m, n]; may alias.

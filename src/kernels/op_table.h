@@ -31,8 +31,8 @@ using MatmulFn = void (*)(const MatmulTask& task, int64_t r0, int64_t r1);
 // The bf16 dot-product GEMM for x values exact in bf16 (src/kernels/x86/bf16_dot_gemm.cpp,
 // AVX512-BF16; Kernels::matmul with MatmulInput::kBf16Exact). Null entries: not offered.
 struct Bf16DotOps {
-  // From this many tokens on the bf16 GEMM is used (below: the f32 kernels).
-  int64_t min_tokens = 0;
+  // Per weight format: from this many tokens on the bf16 GEMM is used (below: the f32 kernels).
+  int64_t min_tokens[quant::kNumWeightFormats] = {};
   // Bytes of bf16 x for m rows of `cols` columns (ldxb = round_up(cols, 32)).
   static constexpr int64_t ldxb_for(int64_t cols) { return (cols + 31) / 32 * 32; }
   // x rows [t0, t1) (row stride ldx, `cols` columns) -> xb rows (stride ldxb, zero padded).

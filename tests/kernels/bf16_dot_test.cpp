@@ -92,11 +92,11 @@ TEST(Bf16Dot, MatchesOracle) {
   for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), pool2.get()}) {
     BF16_DOT_OR_SKIP(k, pool);
     std::mt19937 rng(7);
-    const int64_t m0 = k.bf16_dot_min_tokens();
     const struct {
       int64_t rows, cols;
     } shapes[] = {{64, 256}, {70, 200}, {129, 300}, {17, 1000}, {200, 512}, {33, 64}, {1, 34}};
     for (WeightFormat f : {WeightFormat::kFP8Block, WeightFormat::kMXFP4}) {
+      const int64_t m0 = k.bf16_dot_min_tokens(f);
       for (const auto& s : shapes) {
         const auto w = make_weight(f, s.rows, s.cols, rng);
         for (int64_t m : {m0, m0 + 1, m0 + 5, 2 * m0 + 7}) {
@@ -127,8 +127,8 @@ TEST(Bf16Dot, RunsTheBf16Path) {
 TEST(Bf16Dot, Strided) {
   BF16_DOT_OR_SKIP(k, nullptr);
   std::mt19937 rng(8);
-  const int64_t m = k.bf16_dot_min_tokens() + 3;
   for (WeightFormat f : {WeightFormat::kFP8Block, WeightFormat::kMXFP4}) {
+    const int64_t m = k.bf16_dot_min_tokens(f) + 3;
     const auto w = make_weight(f, 90, 384, rng);
     const auto x = act_quant_x(m, 384, 400, rng);
     expect_matches_oracle(k, w, m, x, 400, 95, describe(f, 90, 384, m) + " strided");
@@ -141,8 +141,9 @@ TEST(Bf16Dot, Strided) {
 TEST(Bf16Dot, SubnormalProductsNeverFlushed) {
   BF16_DOT_OR_SKIP(k, nullptr);
   std::mt19937 rng(9);
-  const int64_t m = k.bf16_dot_min_tokens() + 2, cols = 256;
+  const int64_t cols = 256;
   for (WeightFormat f : {WeightFormat::kFP8Block, WeightFormat::kMXFP4}) {
+    const int64_t m = k.bf16_dot_min_tokens(f) + 2;
     const int step = f == WeightFormat::kFP8Block ? -9 : -1;
     // x: e4m3 values times 2^-40 (nonzero values have exponents >= -40 - 9, grid >= 2^-56).
     std::vector<float> x = act_quant_x(m, cols, cols, rng);
@@ -204,7 +205,7 @@ TEST(Bf16Dot, FallsBack) {
   }
   BF16_DOT_OR_SKIP(k, nullptr);
   // Too few tokens, a format without the bf16 path.
-  const int64_t few = k.bf16_dot_min_tokens() - 1;
+  const int64_t few = k.bf16_dot_min_tokens(WeightFormat::kFP8Block) - 1;
   expect_same_as_f32(k, fp8.view, few, x, "m below min_tokens");
   expect_same_as_f32(k, bf16.view, m, x, "bf16 weights");
 #ifdef NDEBUG

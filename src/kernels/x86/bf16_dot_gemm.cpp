@@ -36,9 +36,11 @@ constexpr int kRows = 16 * kRowVecs;
 constexpr int64_t kCols = 256;  // multiple of the FP8 (128) and MXFP4 (32) scale blocks
 constexpr int64_t kPairs = kCols / 2;
 constexpr int kTokens = 6;  // kTokens x kRowVecs = 24 accumulators + 4 weights + 1 broadcast
-// From 16 tokens on faster than the f32 kernels on FP8 and MXFP4 (bench/bf16_bench --sweep: 1.07x and
-// 1.5x at 16 on [2048, 4096], 0.7x at 8; /work/helpers/b_bench.md).
-constexpr int64_t kMinTokens = 16;
+// From these token counts on faster than the f32 kernels (bench/bf16_bench --sweep, [2048, 4096],
+// 1 thread: FP8 0.85x at 12, 0.77-1.07x at 16-20, 1.29x at 24; MXFP4 0.76x at 8, 1.27x at 12,
+// 1.5x at 16; /work/helpers/b_bench.md).
+constexpr int64_t kMinTokensFp8 = 24;
+constexpr int64_t kMinTokensMxfp4 = 12;
 
 inline float e8m0_f32(uint8_t c) {
   return c == 0 ? 0x1p-127f : __builtin_bit_cast(float, static_cast<uint32_t>(c) << 23);
@@ -272,7 +274,8 @@ uint64_t peak(int64_t iters) {
 
 void install_bf16_dot(OpTable* t) {
   Bf16DotOps& o = t->bf16_dot;
-  o.min_tokens = bf16dot::kMinTokens;
+  o.min_tokens[static_cast<int>(quant::WeightFormat::kFP8Block)] = bf16dot::kMinTokensFp8;
+  o.min_tokens[static_cast<int>(quant::WeightFormat::kMXFP4)] = bf16dot::kMinTokensMxfp4;
   o.to_bf16 = bf16dot::to_bf16;
   o.scale_range = bf16dot::scale_range;
   o.matmul[static_cast<int>(quant::WeightFormat::kFP8Block)] = bf16dot::matmul;
