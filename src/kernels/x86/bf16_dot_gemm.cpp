@@ -37,9 +37,9 @@ constexpr int64_t kCols = 256;  // multiple of the FP8 (128) and MXFP4 (32) scal
 constexpr int64_t kPairs = kCols / 2;
 constexpr int kTokens = 6;  // kTokens x kRowVecs = 24 accumulators + 4 weights + 1 broadcast
 // From these token counts on faster than the f32 kernels (bench/bf16_bench --sweep, [2048, 4096],
-// 1 thread: FP8 0.85x at 12, 0.77-1.07x at 16-20, 1.29x at 24; MXFP4 0.76x at 8, 1.27x at 12,
-// 1.5x at 16; /work/helpers/b_bench.md).
-constexpr int64_t kMinTokensFp8 = 24;
+// 1 thread, load ~2: FP8 0.78x at 8, 1.08x at 12, 1.21x at 16; MXFP4 0.87x at 8, 1.34x at 12;
+// under heavier load FP8 at 12-20 varied 0.77-1.07x; /work/helpers/b_bench.md).
+constexpr int64_t kMinTokensFp8 = 16;
 constexpr int64_t kMinTokensMxfp4 = 12;
 
 inline float e8m0_f32(uint8_t c) {
