@@ -189,9 +189,10 @@ void Kernels::matmul(const WeightView& w, int64_t m, const float* x, int64_t ldx
   // step 2^-9), so FP8 scale codes >= 41 and MXFP4 codes >= 33 always pass; real checkpoints'
   // codes are near 110-127. Anything else runs the f32 kernels.
   const int range = ops.scale_range(w);
-  const int s_lo = range & 0xff;
+  const int s_lo = range & 0xff, s_hi = range >> 8;
   const int w_grid = s_lo - 127 + (w.format == WeightFormat::kFP8Block ? -9 : -1);
-  if (w_grid < -126) {
+  // MXFP4 is decoded by adding the scale to bf16 exponent fields: 6 x 2^(s - 127) must be finite.
+  if (w_grid < -126 || (w.format == WeightFormat::kMXFP4 && s_hi > 252)) {
     matmul(w, m, x, ldx, y, ldy);
     return;
   }

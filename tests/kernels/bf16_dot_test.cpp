@@ -170,6 +170,30 @@ TEST(Bf16Dot, SubnormalProductsNeverFlushed) {
   }
 }
 
+// MXFP4 is decoded by adding the scale to bf16 exponent fields, valid while 6 x 2^(s - 127) is
+// finite (codes <= 252): code 252 runs the bf16 path and matches the oracle, 253 falls back.
+TEST(Bf16Dot, LargestMxfp4Scales) {
+  BF16_DOT_OR_SKIP(k, nullptr);
+  std::mt19937 rng(12);
+  const int64_t m = k.bf16_dot_min_tokens(WeightFormat::kMXFP4) + 1, cols = 128;
+  std::vector<float> x = act_quant_x(m, cols, cols, rng);
+  for (float& v : x) v = std::ldexp(v, -120);  // keeps the sums finite
+  for (int code : {252, 253}) {
+    auto w = make_weight(WeightFormat::kMXFP4, 40, cols, rng);
+    for (auto& sc : w.scales) sc = static_cast<uint8_t>(code);
+    if (code > 252) {  // magnitudes <= 1 only, so that the f32 values stay finite (<= 2^126)
+      const uint8_t small[] = {0x0, 0x1, 0x2, 0x8, 0x9, 0xa};
+      for (size_t i = 0; i < w.data.size(); ++i) {
+        w.data[i] = static_cast<uint8_t>(small[i % 6] | small[(i / 6) % 6] << 4);
+      }
+    }
+    quant::dequantize(w.view, w.dense.data());
+    const std::string what = "mxfp4 scale code " + std::to_string(code);
+    expect_matches_oracle(k, w, m, x, cols, 40, what, /*abs_slack=*/0.0);
+    if (code > 252) expect_same_as_f32(k, w.view, m, x, what + " (falls back)");
+  }
+}
+
 TEST(Bf16Dot, FallsBack) {
   std::mt19937 rng(10);
   const int64_t m = 40;

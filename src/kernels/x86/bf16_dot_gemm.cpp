@@ -51,6 +51,29 @@ inline __m512i pack_bf16(__m512 lo, __m512 hi) {
   return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
 }
 
+// MXFP4 straight to bf16: each byte's two nibbles become the word indices of its dword
+// ((b | b << 12) & 0x000f000f: low nibble, the even element, first), and vpermw looks them up in
+// the 16 e2m1 values as bf16 with the block's power of two added to the exponent field of the
+// nonzero ones (exact: kernels.cpp takes this path only for scale codes 2..252, where 0.5 x 2^(s -
+// 127) is normal and 6 x 2^(s - 127) finite).
+inline __m512i mxfp4_bf16(const quant::WeightView& w, int64_t row, int64_t c, int64_t n_left) {
+  const uint8_t* src = static_cast<const uint8_t*>(w.data) + row * (w.cols / 2) + c / 2;
+  const __m128i bytes = n_left >= 32 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(src))
+                                     : _mm_maskz_loadu_epi8(static_cast<__mmask16>(v::lanes16((n_left + 1) / 2)), src);
+  const __m512i d = _mm512_cvtepu8_epi32(bytes);
+  const __m512i idx = _mm512_ternarylogic_epi32(d, _mm512_slli_epi32(d, 12),
+                                                _mm512_set1_epi32(0x000f000f), 0xa8);  // (a|b)&c
+  const __m512i base = _mm512_set_epi16(
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, static_cast<int16_t>(0xc0c0),
+      static_cast<int16_t>(0xc080), static_cast<int16_t>(0xc040), static_cast<int16_t>(0xc000),
+      static_cast<int16_t>(0xbfc0), static_cast<int16_t>(0xbf80), static_cast<int16_t>(0xbf00),
+      static_cast<int16_t>(0x8000), 0x40c0, 0x4080, 0x4040, 0x4000, 0x3fc0, 0x3f80, 0x3f00, 0);
+  const int code = w.scales[row * ((w.cols + 31) / 32) + c / 32];
+  const __m512i adj = _mm512_set1_epi16(static_cast<int16_t>((code - 127) * 128));
+  const __m512i tab = _mm512_mask_add_epi16(base, 0xfefe, base, adj);
+  return _mm512_permutexvar_epi16(idx, tab);
+}
+
 // Row `row`, columns [c, c + 32) (c a multiple of 32, n_left valid of them, rest zero) as 32 bf16.
 inline __m512i decode32(const quant::WeightView& w, int64_t row, int64_t c, int64_t n_left) {
   __m512 lo, hi;
@@ -65,22 +88,7 @@ inline __m512i decode32(const quant::WeightView& w, int64_t row, int64_t c, int6
     lo = _mm512_mul_ps(lo, s);
     hi = _mm512_mul_ps(hi, s);
   } else {  // kMXFP4: 16 bytes, one scale block; w.cols is even
-    const uint8_t* src = static_cast<const uint8_t*>(w.data) + row * (w.cols / 2) + c / 2;
-    __m512 d[2];
-    if (n_left >= 32) {
-      v::fp4_decode_seq(src, d);
-    } else {
-      alignas(16) uint8_t tmp[16] = {};
-      std::memcpy(tmp, src, static_cast<size_t>((n_left + 1) / 2));
-      v::fp4_decode_seq(tmp, d);
-    }
-    const __m512 s = _mm512_set1_ps(e8m0_f32(w.scales[row * ((w.cols + 31) / 32) + c / 32]));
-    lo = _mm512_mul_ps(d[0], s);
-    hi = _mm512_mul_ps(d[1], s);
-    if (n_left < 32) {  // an odd tail's last byte holds one value
-      lo = _mm512_maskz_mov_ps(v::lanes16(n_left), lo);
-      hi = _mm512_maskz_mov_ps(v::lanes16(n_left - 16), hi);
-    }
+    return mxfp4_bf16(w, row, c, n_left);
   }
   return pack_bf16(lo, hi);
 }
