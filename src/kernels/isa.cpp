@@ -20,6 +20,7 @@ struct CpuFeatures {
   bool avx512 = false;  // F + BW + DQ + VL, with opmask/ZMM state enabled by the OS
   bool amx = false;     // AVX512-BF16 + AMX-TILE + AMX-BF16, tile state enabled and permitted
   bool neon = false;    // aarch64 Advanced SIMD (ASIMD) with FP, as the kernel reports it
+  bool bf16_dot = false;  // AVX-512 (as above) + AVX512-BF16 (vdpbf16ps, vcvtne2ps2bf16)
 };
 
 #if defined(__x86_64__)
@@ -60,6 +61,7 @@ CpuFeatures detect() {
 
   f.avx2 = ymm_state && avx2 && fma && f16c;
   f.avx512 = f.avx2 && zmm_state && avx512f && avx512dq && avx512bw && avx512vl;
+  f.bf16_dot = f.avx512 && avx512_bf16;
   f.amx = f.avx512 && avx512_bf16 && amx_tile && amx_bf16 && tile_state && request_amx_permission();
   return f;
 }
@@ -121,6 +123,8 @@ bool isa_supported(Isa isa) {
   }
   return false;
 }
+
+bool cpu_has_bf16_dot() { return features().bf16_dot; }
 
 Isa best_isa() {
   Isa best = Isa::kScalar;

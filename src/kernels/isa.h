@@ -40,6 +40,9 @@ constexpr bool isa_includes(Isa isa, Isa level) {
 // Whether this CPU and OS can run kernels of `isa`. The first query for kAmx asks Linux for the
 // AMX tile-data permission (arch_prctl ARCH_REQ_XCOMP_PERM); it is process-wide and idempotent.
 bool isa_supported(Isa isa);
+// Whether this CPU and OS run AVX512-BF16 (cpuid leaf 7 subleaf 1 EAX bit 5) on top of the
+// AVX-512 level: the bf16 dot product (vdpbf16ps) of Kernels::matmul with MatmulInput::kBf16Exact.
+bool cpu_has_bf16_dot();
 // The highest supported level (the last supported one in kAllIsas).
 Isa best_isa();
 // Every supported level in kAllIsas order, lowest first (kScalar always).

@@ -2,11 +2,15 @@
 #include "kernels/kernels.h"
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
+#include <cstdlib>
 #include <string>
+#include <string_view>
 
 #include "core/log.h"
+#include "core/memory.h"
 #include "kernels/op_table.h"
 #include "kernels/ref/ref.h"
 #include "kernels/simd/simd.h"
@@ -43,6 +47,14 @@ int64_t weight_row_bytes(const WeightView& w) {
   }
   return w.cols;
 }
+
+#if defined(__x86_64__)
+// FRUGAL_BF16_DOT=0 turns the bf16 dot-product GEMM off (anything else, or unset: on).
+bool bf16_dot_from_env() {
+  const char* v = std::getenv("FRUGAL_BF16_DOT");
+  return v == nullptr || std::string_view(v) != "0";
+}
+#endif
 
 // install_ref, then every SIMD target `isa` includes, lowest first, each over the previous ones.
 // kAmx has no tile kernels yet (the machines this is developed on expose no AMX to the guest, so
@@ -82,6 +94,16 @@ Result<Kernels> Kernels::create(const KernelOptions& options) {
   k.isa_ = isa;
   k.pool_ = options.pool;
   install_tables(isa, k.table_.get());
+#if defined(__x86_64__)
+  if (isa_includes(isa, Isa::kAvx512) && cpu_has_bf16_dot() &&
+      options.bf16_dot.value_or(bf16_dot_from_env())) {
+    install_bf16_dot(k.table_.get());
+    // A measuring knob (bench/bf16_bench --sweep): the bf16 path from this many tokens on.
+    if (const char* v = std::getenv("FRUGAL_BF16_DOT_MIN_TOKENS"); v != nullptr && *v != '\0') {
+      for (int64_t& t : k.table_->bf16_dot.min_tokens) t = std::max<int64_t>(1, std::atoll(v));
+    }
+  }
+#endif
 
   FRUGAL_LOG_DEBUG("kernels: isa %s, %d thread(s)", std::string(isa_name(isa)).c_str(),
                    options.pool ? options.pool->n_threads() : 1);
@@ -109,6 +131,81 @@ void Kernels::matmul(const WeightView& w, int64_t m, const float* x, int64_t ldx
   // At least ~256 KiB of weights (or the equivalent work for m tokens) per chunk.
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / (weight_row_bytes(w) * m));
   split(pool_, w.rows, grain, [&](int64_t b, int64_t e, int) { fn(task, b, e); });
+}
+
+bool Kernels::bf16_dot() const { return table_->bf16_dot.to_bf16 != nullptr; }
+
+int64_t Kernels::bf16_dot_min_tokens(quant::WeightFormat f) const {
+  const Bf16DotOps& ops = table_->bf16_dot;
+  return ops.matmul[static_cast<int>(f)] != nullptr ? ops.min_tokens[static_cast<int>(f)] : 0;
+}
+
+uint64_t Kernels::bf16_dot_peak(int64_t iters) const {
+  return bf16_dot() ? table_->bf16_dot.peak(iters) : 0;
+}
+
+void Kernels::matmul(const WeightView& w, int64_t m, const float* x, float* y,
+                     MatmulInput input) const {
+  matmul(w, m, x, w.cols, y, w.rows, input);
+}
+
+void Kernels::matmul(const WeightView& w, int64_t m, const float* x, int64_t ldx, float* y,
+                     int64_t ldy, MatmulInput input) const {
+  const Bf16DotOps& ops = table_->bf16_dot;
+  const MatmulFn fn = ops.matmul[static_cast<int>(w.format)];
+  if (input != MatmulInput::kBf16Exact || fn == nullptr ||
+      m < ops.min_tokens[static_cast<int>(w.format)] || w.rows == 0) {
+    matmul(w, m, x, ldx, y, ldy);
+    return;
+  }
+  FRUGAL_CHECK(ldx >= w.cols && ldy >= w.rows);
+  // Subnormals: vdpbf16ps and vcvtne2ps2bf16 flush them. A weight is e4m3 (a multiple of 2^-9)
+  // or e2m1 (of 2^-1) times 2^(s - 127); a nonzero bf16 x with biased exponent e is a multiple
+  // of 2^(e - 127 - 7). So every product, and every sum of products in any order, is a multiple
+  // of 2^(x_grid + w_grid), and when that is >= 2^-126 (and the weights and x themselves are
+  // normal) no value the instruction sees or makes can be subnormal: the results equal exact
+  // products summed in f32. --act-quant's x are multiples of 2^-31 (scale floor 2^-22, e4m3
+  // step 2^-9), so FP8 scale codes >= 41 and MXFP4 codes >= 33 always pass; real checkpoints'
+  // codes are near 110-127. Anything else runs the f32 kernels.
+  const int range = ops.scale_range(w);
+  const int s_lo = range & 0xff, s_hi = range >> 8;
+  const int w_grid = s_lo - 127 + (w.format == WeightFormat::kFP8Block ? -9 : -1);
+  // MXFP4 is decoded by adding the scale to bf16 exponent fields: 6 x 2^(s - 127) must be finite.
+  if (w_grid < -126 || (w.format == WeightFormat::kMXFP4 && s_hi > 252)) {
+    matmul(w, m, x, ldx, y, ldy);
+    return;
+  }
+  const int64_t ldxb = Bf16DotOps::ldxb_for(w.cols);
+  // Grown to the largest call (huge pages from 2 MiB on: the rows are 2 * ldxb bytes apart).
+  thread_local AlignedBuffer xbuf;
+  const auto xbytes = static_cast<uint64_t>(m * ldxb) * 2;
+  if (xbuf.size() < xbytes) {
+    xbuf.reset();
+    xbuf = std::move(AlignedBuffer::allocate(xbytes, nullptr)).value();
+  }
+  uint16_t* const xb = xbuf.as<uint16_t>();
+  std::atomic<int> emin{255};
+  std::atomic<bool> inexact{false};
+  split(pool_, m, std::max<int64_t>(1, 65536 / ldxb), [&](int64_t b, int64_t e, int) {
+    const int r = ops.to_bf16(x, b, e, w.cols, ldx, xb, ldxb);
+    if (r < 0) inexact.store(true, std::memory_order_relaxed);
+    int cur = emin.load(std::memory_order_relaxed);
+    while (r >= 0 && r < cur && !emin.compare_exchange_weak(cur, r)) {
+    }
+  });
+#ifndef NDEBUG
+  FRUGAL_CHECK_MSG(!inexact.load(), "matmul(MatmulInput::kBf16Exact): x is not exact in bf16");
+#endif
+  const int e = emin.load();
+  if (inexact.load() || e == 0 || (e != 255 && e - 127 - 7 + w_grid < -126)) {
+    matmul(w, m, x, ldx, y, ldy);
+    return;
+  }
+  MatmulTask task{.w = w, .x = x, .ldx = ldx, .y = y, .ldy = ldy, .m = m};
+  task.xb = xb;
+  task.ldxb = ldxb;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / (weight_row_bytes(w) * m));
+  split(pool_, w.rows, grain, [&](int64_t b, int64_t e2, int) { fn(task, b, e2); });
 }
 
 void Kernels::rms_norm(const float* x, const float* weight, int64_t m, int64_t n, float eps,

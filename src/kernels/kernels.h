@@ -22,10 +22,27 @@ namespace frugal::kernels {
 
 struct OpTable;
 
+// What a matmul may assume about x (Kernels::matmul overloads with a MatmulInput).
+//   kF32        any f32 values (the default numerics).
+//   kBf16Exact  the caller promises every x value is exactly representable in bf16 (e.g. the
+//               FP8-rounded activations of --act-quant: e4m3 codes times a power of two). For FP8
+//               and MXFP4 weights, from Kernels::bf16_dot_min_tokens(format) tokens on, on CPUs with
+//               AVX512-BF16, the matmul then runs on bf16 dot products (vdpbf16ps): the products
+//               are exact in f32 as in the f32 kernels and only the f32 summation order differs.
+//               It falls back to the f32 kernels (same results as kF32) for other formats, fewer
+//               tokens, CPUs without AVX512-BF16, FRUGAL_BF16_DOT=0, a broken promise (release
+//               builds; a check failure in debug builds), and inputs or scales so small that a
+//               product or partial sum could be a subnormal (which vdpbf16ps flushes to zero).
+enum class MatmulInput : uint8_t { kF32, kBf16Exact };
+
 struct KernelOptions {
   // Unset: FRUGAL_ISA from the environment, else the best supported level.
   std::optional<Isa> isa = std::nullopt;
   ThreadPool* pool = nullptr;  // borrowed; null runs every op on the calling thread
+  // The bf16 dot-product GEMM of MatmulInput::kBf16Exact where the CPU has it. Unset: on unless
+  // the environment variable FRUGAL_BF16_DOT is "0" (for same-run comparisons).
+  // FRUGAL_BF16_DOT_MIN_TOKENS=n moves its threshold (measurements only).
+  std::optional<bool> bf16_dot = std::nullopt;
 };
 
 class Kernels {
@@ -49,6 +66,16 @@ class Kernels {
   // Same with row strides: x row t at x + t * ldx, y row t at y + t * ldy.
   void matmul(const quant::WeightView& w, int64_t m, const float* x, int64_t ldx, float* y,
               int64_t ldy) const;
+  // The same with a promise about x (see MatmulInput). kBf16Exact converts x to bf16 once per
+  // call into a per-thread buffer that grows to the largest m x cols seen (the only allocation).
+  void matmul(const quant::WeightView& w, int64_t m, const float* x, float* y,
+              MatmulInput input) const;
+  void matmul(const quant::WeightView& w, int64_t m, const float* x, int64_t ldx, float* y,
+              int64_t ldy, MatmulInput input) const;
+  // Whether MatmulInput::kBf16Exact can use bf16 dot products here (CPU, ISA level, option), and
+  // from how many tokens on for weights of format f (0 when it cannot).
+  bool bf16_dot() const;
+  int64_t bf16_dot_min_tokens(quant::WeightFormat f) const;
 
   // ---- normalisation and position ----
   // out[t] = weight * (x[t] * rsqrt(mean(x[t]^2) + eps)) for t < m; x, out: [m, n]; may alias.
@@ -90,6 +117,9 @@ class Kernels {
   // as four streams a quarter of the range apart (like a GEMV reading several rows); returns an OR
   // of the words so nothing is optimised away.
   uint64_t read_stream(const uint64_t* p, int64_t n_words) const;
+  // `iters` rounds of 24 independent vdpbf16ps chains (32 bf16 products each) on the calling
+  // thread; returns the flops done (2 per product), or 0 without the bf16 dot product.
+  uint64_t bf16_dot_peak(int64_t iters) const;
 
  private:
   Kernels();

@@ -21,8 +21,31 @@ struct MatmulTask {
   float* y = nullptr;  // [m, w.rows], row stride ldy
   int64_t ldy = 0;
   int64_t m = 0;
+  // MatmulInput::kBf16Exact only (Bf16DotOps::matmul): x as bf16, [m, ldxb], columns past
+  // w.cols zero up to ldxb (a multiple of 32).
+  const uint16_t* xb = nullptr;
+  int64_t ldxb = 0;
 };
 using MatmulFn = void (*)(const MatmulTask& task, int64_t r0, int64_t r1);
+
+// The bf16 dot-product GEMM for x values exact in bf16 (src/kernels/x86/bf16_dot_gemm.cpp,
+// AVX512-BF16; Kernels::matmul with MatmulInput::kBf16Exact). Null entries: not offered.
+struct Bf16DotOps {
+  // Per weight format: from this many tokens on the bf16 GEMM is used (below: the f32 kernels).
+  int64_t min_tokens[quant::kNumWeightFormats] = {};
+  // Bytes of bf16 x for m rows of `cols` columns (ldxb = round_up(cols, 32)).
+  static constexpr int64_t ldxb_for(int64_t cols) { return (cols + 31) / 32 * 32; }
+  // x rows [t0, t1) (row stride ldx, `cols` columns) -> xb rows (stride ldxb, zero padded).
+  // Returns -1 if some value is not exact in bf16, else the smallest biased f32 exponent among
+  // the nonzero values (0: a subnormal; 255: all zero).
+  int (*to_bf16)(const float* x, int64_t t0, int64_t t1, int64_t cols, int64_t ldx, uint16_t* xb,
+                 int64_t ldxb) = nullptr;
+  // Smallest and largest e8m0 scale code of an FP8 / MXFP4 weight: lo | hi << 8.
+  int (*scale_range)(const quant::WeightView& w) = nullptr;
+  MatmulFn matmul[quant::kNumWeightFormats] = {};  // task.xb set; FP8 and MXFP4 only
+  // 24 independent vdpbf16ps chains; returns the flops done (2 per product, 32 per instruction).
+  uint64_t (*peak)(int64_t iters) = nullptr;
+};
 
 struct OpTable {
   MatmulFn matmul[quant::kNumWeightFormats] = {};
@@ -46,9 +69,13 @@ struct OpTable {
   // Machine probes (Kernels::fma_peak, Kernels::read_stream).
   uint64_t (*fma_peak)(int64_t iters) = nullptr;
   uint64_t (*read_stream)(const uint64_t* p, int64_t n_words) = nullptr;
+
+  Bf16DotOps bf16_dot;  // filled by install_bf16_dot where the CPU has AVX512-BF16
 };
 
 // Fill a table: ref first, then each target over it (simd::<target>::install, simd.h).
 void install_ref(OpTable* t);
+// x86/bf16_dot_gemm.cpp: t->bf16_dot (only after cpu_has_bf16_dot()).
+void install_bf16_dot(OpTable* t);
 
 }  // namespace frugal::kernels

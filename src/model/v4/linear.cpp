@@ -23,13 +23,15 @@ void linear(const Ctx& ctx, const quant::WeightView& w, int64_t m, const float* 
   // act_quant(x, 128, "ue8m0"): e4m3 codes times a power-of-two scale per 1x128 block, which are
   // exact in f32, so rounding a copy of x and running the f32 matmul on it multiplies the same
   // values fp8_gemm / fp4_gemm do; only the f32 summation order differs. Rows go in pieces that
-  // fit the scratch (Scratch::aq holds aq_rows rows of the widest input).
+  // fit the scratch (Scratch::aq holds aq_rows rows of the widest input). Those values are exact
+  // in bf16 too, so the matmul may run on bf16 dot products (MatmulInput::kBf16Exact: where the
+  // CPU has them, for enough tokens; the products stay exact).
   const int64_t rows = std::max<int64_t>(1, ctx.s.aq_rows * ctx.s.aq_cols / w.cols);
   for (int64_t r0 = 0; r0 < m; r0 += rows) {
     const int64_t p = std::min(rows, m - r0);
     std::copy(x + r0 * w.cols, x + (r0 + p) * w.cols, ctx.s.aq);
     quant::fp8_simulate(ctx.s.aq, p * w.cols, quant::kActQuantBlock);
-    ctx.k.matmul(w, p, ctx.s.aq, y + r0 * w.rows);
+    ctx.k.matmul(w, p, ctx.s.aq, y + r0 * w.rows, kernels::MatmulInput::kBf16Exact);
   }
 }
 
