@@ -44,23 +44,7 @@ void expect_matches_oracle(const Kernels& k, const testing::TestWeight& w, int64
   std::vector<float> y(static_cast<size_t>(m * ldy), -7.0f), want(y.size(), -7.0f);
   k.matmul(w.view, m, x.data(), ldx, y.data(), ldy, MatmulInput::kBf16Exact);
   testing::oracle().matmul(w.view, m, x.data(), ldx, want.data(), ldy);
-  const double bound = testing::sum_order_bound(w.view.cols);
-  int bad = 0;
-  for (int64_t t = 0; t < m; ++t) {
-    for (int64_t r = 0; r < w.view.rows; ++r) {
-      double abs_sum = 0.0;
-      for (int64_t c = 0; c < w.view.cols; ++c) {
-        abs_sum += std::fabs(static_cast<double>(x[t * ldx + c]) * w.dense[r * w.view.cols + c]);
-      }
-      const double got = y[t * ldy + r], ref = want[t * ldy + r];
-      if (!(std::fabs(got - ref) <= bound * abs_sum + abs_slack) && ++bad <= 5) {
-        ADD_FAILURE() << what << ": y[" << t << ", " << r << "] = " << got << ", oracle " << ref
-                      << ", bound " << bound * abs_sum;
-      }
-    }
-    for (int64_t r = w.view.rows; r < ldy; ++r) ASSERT_EQ(y[t * ldy + r], -7.0f) << what;
-  }
-  EXPECT_EQ(bad, 0) << what;
+  testing::expect_y_matches(w, m, x, ldx, y, want, ldy, what, abs_slack);
 }
 
 // kBf16Exact gives bit for bit what the f32 overload gives (a fall-back).

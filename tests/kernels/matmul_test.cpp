@@ -26,24 +26,7 @@ void expect_matches_oracle(const Kernels& k, const testing::TestWeight& w, int64
   std::vector<float> y(static_cast<size_t>(m * ldy), -7.0f), want(y.size(), -7.0f);
   k.matmul(w.view, m, x.data(), ldx, y.data(), ldy);
   testing::oracle().matmul(w.view, m, x.data(), ldx, want.data(), ldy);
-  const double bound = testing::sum_order_bound(w.view.cols);
-  int bad = 0;
-  for (int64_t t = 0; t < m; ++t) {
-    for (int64_t r = 0; r < w.view.rows; ++r) {
-      double abs_sum = 0.0;
-      for (int64_t c = 0; c < w.view.cols; ++c) {
-        abs_sum += std::fabs(static_cast<double>(x[t * ldx + c]) * w.dense[r * w.view.cols + c]);
-      }
-      const double got = y[t * ldy + r], ref = want[t * ldy + r];
-      if (std::fabs(got - ref) > bound * abs_sum + 1e-30 && ++bad <= 5) {
-        ADD_FAILURE() << what << ": y[" << t << ", " << r << "] = " << got << ", oracle " << ref
-                      << ", bound " << bound * abs_sum;
-      }
-    }
-    // Padding between rows of y is left alone.
-    for (int64_t r = w.view.rows; r < ldy; ++r) ASSERT_EQ(y[t * ldy + r], -7.0f) << what;
-  }
-  EXPECT_EQ(bad, 0) << what;
+  testing::expect_y_matches(w, m, x, ldx, y, want, ldy, what);
 }
 
 class MatmulTest : public ::testing::TestWithParam<Isa> {};

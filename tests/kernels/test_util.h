@@ -114,4 +114,32 @@ inline double sum_order_bound(int64_t n) {
   return 2.0 * k * u / (1.0 - k * u);
 }
 
+// Checks y [m, rows] (row stride ldy) against the oracle's `want` for the same x. Bound per output:
+// the two f32 sums of the same products in different orders (sum_order_bound), relative to
+// sum |x w| (weights are dequantized exactly and every product x * w is rounded once, by the
+// multiply or by an FMA), plus `abs_slack` (0 makes flushed subnormals visible). The padding
+// between rows of y, filled with -7 by the caller, must be left alone.
+inline void expect_y_matches(const TestWeight& w, int64_t m, const std::vector<float>& x,
+                             int64_t ldx, const std::vector<float>& y,
+                             const std::vector<float>& want, int64_t ldy, const std::string& what,
+                             double abs_slack = 1e-30) {
+  const double bound = sum_order_bound(w.view.cols);
+  int bad = 0;
+  for (int64_t t = 0; t < m; ++t) {
+    for (int64_t r = 0; r < w.view.rows; ++r) {
+      double abs_sum = 0.0;
+      for (int64_t c = 0; c < w.view.cols; ++c) {
+        abs_sum += std::fabs(static_cast<double>(x[t * ldx + c]) * w.dense[r * w.view.cols + c]);
+      }
+      const double got = y[t * ldy + r], ref = want[t * ldy + r];
+      if (!(std::fabs(got - ref) <= bound * abs_sum + abs_slack) && ++bad <= 5) {
+        ADD_FAILURE() << what << ": y[" << t << ", " << r << "] = " << got << ", oracle " << ref
+                      << ", bound " << bound * abs_sum;
+      }
+    }
+    for (int64_t r = w.view.rows; r < ldy; ++r) ASSERT_EQ(y[t * ldy + r], -7.0f) << what;
+  }
+  EXPECT_EQ(bad, 0) << what;
+}
+
 }  // namespace frugal::kernels::testing
