@@ -43,7 +43,11 @@ echo "test-arm: configured and built build/arm64 in $(elapsed)"
 #                                       checks the same acceptance rule on short outputs
 #   DecodeEqualsPrefillAtEightOfficialWindows (v4)   the same equality across window and block
 #                                       boundaries is DecodeEqualsPrefillAcrossWindowAndBlockBoundaries
-neon_exclude='SpeculativeGreedy|DecodeEqualsPrefillAtEightOfficialWindows'
+#   SamplingKeepsTheMainModelDistribution (engine)   a chi-square over many sampled generations:
+#                                       over its 300 s limit under qemu at any kernel level (also
+#                                       FRUGAL_ISA=scalar); the other Speculative.* cases check the
+#                                       draws and rollback the sampling path uses
+neon_exclude='SpeculativeGreedy|DecodeEqualsPrefillAtEightOfficialWindows|SamplingKeepsTheMainModelDistribution'
 # The SVE run: the binaries whose code depends on the CPU, and the goldens at the default format.
 sve_labels='^(core_tests|quant_tests|kernels_tests)$'
 
