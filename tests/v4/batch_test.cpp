@@ -26,15 +26,6 @@ std::unique_ptr<Model> batch_model(kernels::Isa isa) {
   return m.ok() ? std::move(*m) : nullptr;
 }
 
-double rel_diff(std::span<const float> a, std::span<const float> b) {
-  double d = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    d = std::max(d, static_cast<double>(std::fabs(a[i] - b[i])));
-    scale = std::max(scale, static_cast<double>(std::fabs(a[i])));
-  }
-  return d / scale;
-}
-
 // Steps of (tokens per sequence; 0 = not in this step) over 3 sequences: prefill chunks of
 // different sizes next to single decode tokens, sequences joining late and sitting steps out,
 // then decode until each has crossed several windows of 8 and compression blocks of 4 and 8.

@@ -148,16 +148,6 @@ std::vector<float> run_in_pieces(Model& m, kv::CacheFormat f, const std::vector<
   return out;
 }
 
-// Max |a - b| relative to max |a|.
-double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double d = 0, scale = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    d = std::max(d, static_cast<double>(std::fabs(a[i] - b[i])));
-    scale = std::max(scale, static_cast<double>(std::fabs(a[i])));
-  }
-  return d / scale;
-}
-
 // Position t gives the same logits whether reached by one prefill, token by token, or in uneven
 // chunks, on every ISA the machine supports. With the scalar oracle (and the AVX2 kernels) the
 // logits are equal bit for bit: every per-token quantity is computed by the same code whatever

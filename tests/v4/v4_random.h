@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -12,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -54,12 +57,25 @@ inline std::vector<int32_t> read_ids(const std::string& path) {
   return ids;
 }
 
-inline std::vector<float> read_f32(const std::string& path) {
+// A little-endian array file of T (the goldens' .f32.bin / .i32.bin).
+template <typename T>
+std::vector<T> read_array(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<float> out(raw.size() / 4);
-  if (!out.empty()) std::memcpy(out.data(), raw.data(), out.size() * 4);
+  std::vector<T> out(raw.size() / sizeof(T));
+  if (!out.empty()) std::memcpy(out.data(), raw.data(), out.size() * sizeof(T));
   return out;
+}
+inline std::vector<float> read_f32(const std::string& path) { return read_array<float>(path); }
+
+// max |got - ref| relative to max |ref| (got has at least ref's size).
+inline double rel_diff(std::span<const float> ref, std::span<const float> got) {
+  double d = 0, scale = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    d = std::max(d, static_cast<double>(std::fabs(got[i] - ref[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(ref[i])));
+  }
+  return d / scale;
 }
 
 // The op API at one ISA level (default: FRUGAL_ISA, else the best the machine has), created once.
