@@ -15,6 +15,7 @@
 #include <iostream>
 #include <memory>
 
+#include "parallel/world.h"
 #include "chat/encoding.h"
 #include "chat/parse.h"
 #include "cli/command.h"
@@ -54,6 +55,10 @@ chat::Message assistant_message(const std::string& reply, chat::ThinkingMode mod
 Status run_chat(const ChatOptions& o) {
   FRUGAL_ASSIGN_OR_RETURN(engine::EngineOptions eo, engine_options(o.gen));
   FRUGAL_ASSIGN_OR_RETURN(const engine::GenerateOptions go, generate_options(o.gen));
+  if (parallel::world_size() > 1) {  // its input reaches rank 0 alone
+    return unsupported("frugal chat under mpirun: only run, perplexity, bench and profile run in "
+                       "parallel so far (docs/PARALLEL.md)");
+  }
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Generator> gen,
                           engine::Generator::create(*eng, go));

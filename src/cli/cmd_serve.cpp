@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "parallel/world.h"
 #include "cli/engine_flags.h"
 #include "cli/command.h"
 #include "engine/memory_plan.h"
@@ -96,6 +97,10 @@ Status run_serve(const ServeOptions& o) {
   FRUGAL_ASSIGN_OR_RETURN(eo.cache, engine::parse_cache_format(o.cache));
   FRUGAL_RETURN_IF_ERROR(apply_engine_flags(o.engine, eo));
   eo.reserve_bytes = prefix_bytes;  // the prefix snapshots count under a memory budget
+  if (parallel::world_size() > 1) {  // its input reaches rank 0 alone
+    return unsupported("frugal serve under mpirun: only run, perplexity, bench and profile run in "
+                       "parallel so far (docs/PARALLEL.md)");
+  }
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
 
   uint64_t kv_budget = 0;

@@ -1,5 +1,6 @@
 #include "cli/engine_flags.h"
 
+#include "cli/command.h"
 #include "engine/budget.h"
 
 namespace frugal::cli {
@@ -23,6 +24,14 @@ void add_engine_flags(CLI::App* sub, EngineFlags* f) {
                 "The deployed numerics of DeepSeek's inference: round the input of every FP8/FP4 "
                 "linear to FP8 e4m3 (1x128 blocks, power-of-two scales) before the matmul, as "
                 "its act_quant does. Default: f32 activations");
+  sub->add_flag("--parallel-experts", f->parallel_experts,
+                "Under mpirun: the processes of a pipeline stage share its routed experts, each "
+                "loading only its own; the logits equal one process's bit for bit "
+                "(docs/PARALLEL.md)");
+  sub->add_option("--pipeline-stages", f->pipeline_stages,
+                  "Under mpirun: split the blocks into N stages, each run by processes / N "
+                  "processes (with --parallel-experts when that is more than one)")
+      ->check(at_least(1));
 }
 
 Status apply_engine_flags(const EngineFlags& f, engine::EngineOptions& o) {
@@ -36,6 +45,8 @@ Status apply_engine_flags(const EngineFlags& f, engine::EngineOptions& o) {
   o.prefetch_experts = !f.no_prefetch;
   o.direct_io = !f.no_direct_io;
   o.act_quant = f.act_quant;
+  o.parallel_experts = f.parallel_experts;
+  o.pipeline_stages = f.pipeline_stages;
   return ok_status();
 }
 

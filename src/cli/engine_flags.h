@@ -1,6 +1,7 @@
 // The engine flags shared by run, chat, bench, perplexity, profile and serve: the memory budget
 // (docs/STREAMING.md: --mem-budget SIZE, --expert-profile FILE, --no-prefetch, --no-direct-io) and
-// the numerics (--act-quant).
+// the numerics (--act-quant); a parallel run under mpirun (--parallel-experts,
+// --pipeline-stages N; docs/PARALLEL.md).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -17,6 +18,9 @@ struct EngineFlags {
   bool no_prefetch = false;
   bool no_direct_io = false;
   bool act_quant = false;
+  // A parallel run under mpirun (docs/PARALLEL.md).
+  bool parallel_experts = false;
+  int pipeline_stages = 1;
 };
 
 void add_engine_flags(CLI::App* sub, EngineFlags* f);

@@ -9,21 +9,30 @@
 
 #include "cli/command.h"
 #include "core/log.h"
+#include "parallel/world.h"
 
 namespace {
 
-void print_error(const std::string& where, const std::string& message) {
+void print_error(const std::string& where, const std::string& message,
+                 std::FILE* to = stderr) {
   std::string line = message;
   for (char& c : line) {
     if (c == '\n') c = ' ';  // one line, whatever the message
   }
-  std::fprintf(stderr, "%s: error: %s\n", where.c_str(), line.c_str());
+  std::fprintf(to, "%s: error: %s\n", where.c_str(), line.c_str());
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   frugal::init_log_level_from_env();
+  // Under mpirun (docs/PARALLEL.md) every process runs the same command; rank 0 alone writes
+  // standard output, and an error that every process hit is printed once (World::finish).
+  auto world = frugal::parallel::World::start(&argc, &argv);
+  if (!world.ok()) {
+    print_error("frugal", world.status().message());
+    return 1;
+  }
   CLI::App app{"frugal: DeepSeek-V4 inference engine (tokenizer, chat format and tools)", "frugal"};
   app.set_help_all_flag("--help-all", "Help for every command");
   app.footer(
@@ -63,11 +72,16 @@ int main(int argc, char** argv) {
   for (const frugal::cli::Command& c : commands) {
     if (!c.app->parsed()) continue;
     const frugal::Status st = c.run();
-    if (!st.ok()) {
-      print_error("frugal " + c.app->get_name(), st.message());
-      return 1;
+    // Processes of a parallel run that finished wait this long for the others (which may still
+    // be writing their output) before deciding one of them is stuck.
+    constexpr double kFinishWaitSeconds = 120.0;
+    if ((*world)->finish(st, kFinishWaitSeconds)) {
+      const int rank = (*world)->rank();
+      print_error("frugal " + c.app->get_name() +
+                      ((*world)->size() > 1 ? ": rank " + std::to_string(rank) : ""),
+                  st.message(), frugal::parallel::diagnostics());
     }
-    return 0;
+    return st.ok() ? 0 : 1;
   }
   print_error("frugal",
               "no command given (commands: run, chat, tokenize, detokenize, render, parse, "

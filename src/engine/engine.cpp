@@ -9,7 +9,10 @@
 #include <thread>
 
 #include "core/progress.h"
+#include "kernels/isa.h"
+#include "parallel/world.h"
 #include "engine/memory_plan.h"
+#include "engine/parallel_run.h"
 #include "engine/streaming.h"
 
 namespace frugal::engine {
@@ -71,7 +74,12 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
   std::unique_ptr<Engine> e(new Engine());
   e->options_ = options;
   FRUGAL_ASSIGN_OR_RETURN(const v4::DeepSeekV4Config config, v4::load_config(options.model_dir));
-  FRUGAL_ASSIGN_OR_RETURN(const StreamDecision stream, decide_streaming(options, config));
+  // A parallel run: this process's shard (each process holds its share in memory; no streaming).
+  FRUGAL_ASSIGN_OR_RETURN(const std::optional<v4::Shard> shard, plan_parallel(options, config));
+  StreamDecision stream;
+  if (!shard.has_value()) {
+    FRUGAL_ASSIGN_OR_RETURN(stream, decide_streaming(options, config));
+  }
   const bool copying = options.weights_in_ram || stream.stream;
   // On a terminal, a copy into huge pages shows bytes, rate and time left; otherwise one line
   // once the load has taken a second. Quiet when piped.
@@ -95,8 +103,22 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
   if (options.unclamped_shared_expert) {
     lo.shared_expert_clamp = v4::SharedExpertClamp::kUnclamped;
   }
-  FRUGAL_ASSIGN_OR_RETURN(e->model_, v4::Model::load(options.model_dir, *e->kernels_, lo,
-                                                     model_options(options)));
+  if (shard.has_value()) {
+    FRUGAL_RETURN_IF_ERROR(
+        parallel::check_same_run(options.model_dir, std::string(kernels::isa_name(e->kernels_->isa()))));
+    lo.shard = &*shard;
+    Result<std::unique_ptr<v4::Model>> model =
+        v4::Model::load(options.model_dir, *e->kernels_, lo, model_options(options));
+    FRUGAL_RETURN_IF_ERROR(parallel::agree(model.status(), "could not load its shard"));
+    e->model_ = std::move(*model);
+    FRUGAL_ASSIGN_OR_RETURN(e->exchange_, parallel::create_exchange(*shard));
+    FRUGAL_RETURN_IF_ERROR(e->model_->set_exchange(e->exchange_.get()));
+    e->parallel_summary_ = parallel_summary(*shard, e->model_->weights());
+    std::fprintf(parallel::diagnostics(), "%s\n", e->parallel_summary_.c_str());  // each its own
+  } else {
+    FRUGAL_ASSIGN_OR_RETURN(e->model_, v4::Model::load(options.model_dir, *e->kernels_, lo,
+                                                       model_options(options)));
+  }
   if (stream.stream) {
     FRUGAL_ASSIGN_OR_RETURN(StreamSetup setup, start_streaming(stream, options, *e->model_));
     e->expert_cache_ = std::move(setup.cache);
@@ -121,7 +143,10 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
 }
 
 Result<std::unique_ptr<kv::V4SequenceCache>> Engine::new_cache() const {
-  return kv::V4SequenceCache::create(model_->config(), {.format = options_.cache});
+  kv::V4CacheOptions o{.format = options_.cache};
+  const v4::Shard shard = model_->weights().shard;
+  if (!shard.whole()) o.holds_block = [shard](int64_t b) { return shard.holds_block(b); };
+  return kv::V4SequenceCache::create(model_->config(), o);
 }
 
 namespace {
@@ -144,6 +169,8 @@ uint64_t proc_kib_field(const char* path, std::string_view key) {
 }  // namespace
 
 uint64_t peak_rss_bytes() { return proc_kib_field("/proc/self/status", "VmHWM:"); }
+
+uint64_t resident_bytes() { return proc_kib_field("/proc/self/status", "VmRSS:"); }
 
 uint64_t mem_available_bytes() { return proc_kib_field("/proc/meminfo", "MemAvailable:"); }
 

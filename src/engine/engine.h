@@ -50,6 +50,10 @@ struct EngineOptions {
   bool load_tokenizer = true;
   bool progress = true;  // print load progress on stderr when loading takes over a second
   std::optional<kernels::Isa> isa = std::nullopt;  // kernel level; default FRUGAL_ISA, else best
+  // A parallel run (docs/PARALLEL.md; the processes mpirun started): the routed experts shared
+  // among the processes of a stage, and the blocks split into pipeline stages.
+  bool parallel_experts = false;
+  int pipeline_stages = 1;
 };
 
 // The model options the engine creates its model with (and plans its memory for).
@@ -82,6 +86,8 @@ class Engine {
   std::unique_ptr<v4::Model> model_;
   // After the model: destroyed first (its I/O threads read the model's weights table).
   std::unique_ptr<stream::ExpertCache> expert_cache_;
+  std::unique_ptr<v4::Exchange> exchange_;  // outlives the model's use (set on it)
+  std::string parallel_summary_;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
   double load_seconds_ = 0.0;
   std::string budget_summary_;
@@ -92,6 +98,8 @@ Result<kv::CacheFormat> parse_cache_format(const std::string& name);
 
 // Peak resident set size of this process (VmHWM of /proc/self/status), 0 when unknown.
 uint64_t peak_rss_bytes();
+// Resident set size now (VmRSS), 0 when unknown.
+uint64_t resident_bytes();
 // MemAvailable of /proc/meminfo: memory the kernel can hand out without swapping; 0 when unknown.
 uint64_t mem_available_bytes();
 // "1.23 GiB" style.

@@ -35,6 +35,7 @@ Result<std::unique_ptr<V4SequenceCache>> V4SequenceCache::create(const v4::DeepS
   cache->blocks_.resize(static_cast<size_t>(c.n_blocks()));
   for (int64_t i = 0; i < c.n_blocks(); ++i) {
     Block& b = cache->blocks_[static_cast<size_t>(i)];
+    b.held = options.holds_block == nullptr || options.holds_block(i);
     b.ratio = c.compress_ratio(i);
     b.csa = b.ratio == 4;
     const int64_t pe = options.page_entries;
@@ -74,6 +75,7 @@ void V4SequenceCache::reset_state(Block& b) {
 
 Status V4SequenceCache::reserve(int64_t tokens) {
   for (Block& b : blocks_) {
+    if (!b.held) continue;  // another pipeline stage's
     FRUGAL_RETURN_IF_ERROR(b.window.reserve(window_entries(tokens)));
     if (b.ratio > 0) FRUGAL_RETURN_IF_ERROR(b.compressed.reserve(tokens / b.ratio));
     if (b.csa) FRUGAL_RETURN_IF_ERROR(b.keys.reserve(tokens / 4));

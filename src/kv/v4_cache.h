@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +30,9 @@ namespace frugal::kv {
 struct V4CacheOptions {
   CacheFormat format = CacheFormat::kFp8;
   int64_t page_entries = 16;  // entries per page (window, compressed, indexer keys)
+  // The blocks this process runs (a pipeline stage, v4::Shard::holds_block): the others never
+  // grow. Unset: every block.
+  std::function<bool(int64_t block)> holds_block = nullptr;
 };
 
 // Bytes held by one sequence's cache, by part.
@@ -107,6 +111,7 @@ class V4SequenceCache final : public v4::SequenceCacheView {
 
  private:
   struct Block {
+    bool held = true;  // V4CacheOptions::holds_block
     int64_t ratio = 0;
     bool csa = false;
     PagedEntries window;

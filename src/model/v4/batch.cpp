@@ -61,6 +61,19 @@ Status Model::check_batch(std::span<const BatchEntry> entries) const {
 
 Status Model::forward_batch(std::span<const BatchEntry> entries) {
   FRUGAL_RETURN_IF_ERROR(check_batch(entries));
+  FRUGAL_RETURN_IF_ERROR(parallel_failure(run_batch(entries)));
+  if (exchange_ == nullptr || weights_->shard.whole()) return ok_status();
+  for (const BatchEntry& b : entries) {  // the last stage's logits to every process
+    const int64_t rows = b.logits_mode == LogitsMode::kAll ? static_cast<int64_t>(b.ids.size())
+                         : b.logits_mode == LogitsMode::kLast ? 1
+                                                              : 0;
+    FRUGAL_RETURN_IF_ERROR(parallel_failure(
+        exchange_->share_outputs(b.logits.first(rows * config().vocab_size))));
+  }
+  return ok_status();
+}
+
+Status Model::run_batch(std::span<const BatchEntry> entries) {
   for (const BatchEntry& b : entries) {  // the only allocation point
     FRUGAL_RETURN_IF_ERROR(
         b.cache->reserve(b.cache->length() + static_cast<int64_t>(b.ids.size())));
@@ -80,10 +93,20 @@ Status Model::forward_batch(std::span<const BatchEntry> entries) {
   }
   const Ctx ctx{*kernels_,         *weights_, rope_,    s,
                 *entries[0].cache, nullptr,   experts_, expert_counts_,
-                act_quant_};
-  embed_rows(ctx, s.bids, rows);  // s.x [rows, hc, dim]
-  for (int32_t blk = 0; blk < static_cast<int32_t>(c.n_layers); ++blk) {
+                act_quant_,        exchange_};
+  const Shard& shard = weights_->shard;
+  if (shard.holds_embedding()) {
+    embed_rows(ctx, s.bids, rows);  // s.x [rows, hc, dim]
+  } else {
+    FRUGAL_RETURN_IF_ERROR(exchange_->receive_streams(s.x, rows * hd));  // the previous stage's
+  }
+  for (int32_t blk = shard.first_block; blk < shard.end_block; ++blk) {
     FRUGAL_RETURN_IF_ERROR(block_forward(ctx, blk, s.x, s.bids, segs));
+  }
+  if (!shard.last_stage()) {  // the next stage takes it from here; the logits come back shared
+    FRUGAL_RETURN_IF_ERROR(exchange_->send_streams(s.x, rows * hd));
+    for (const Segment& sg : segs) sg.cache->set_length(sg.pos0 + sg.n);
+    return ok_status();
   }
   // The head, mirroring ParallelHead.forward: the last rows of the kLast sequences in one matmul
   // (straight into the caller's buffer when there is one), the kAll sequences on their own rows.

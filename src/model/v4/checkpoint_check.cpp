@@ -112,6 +112,7 @@ Status check_checkpoint(const TensorTable& table, const format::Checkpoint& chec
       report.add(where(*t) + ": shape " + shape_to_string(t->shape) + ", expected " +
                  shape_to_string(spec.shape));
     if (!dtype_ok || !shape_ok || !options.scan_values) continue;
+    if (options.shard != nullptr && !holds_tensor(*options.shard, spec)) continue;
     const bool routed = spec.expert != kNoExpert;
     if (spec.value_check == ValueCheck::kE8m0Scale && t->dtype == DType::kF8E8M0 &&
         (!routed || options.scan_routed_experts))

@@ -8,6 +8,7 @@
 #include "core/status.h"
 #include "format/safetensors.h"
 #include "model/v4/config.h"
+#include "model/v4/shard.h"
 #include "model/v4/tensor_table.h"
 
 namespace frugal::v4 {
@@ -19,6 +20,9 @@ struct CheckOptions {
   // With scan_values: whether the routed experts' scales are scanned too (off when they stream:
   // each expert's codes are checked when it is first read).
   bool scan_routed_experts = true;
+  // With scan_values: only the tensors this process of a parallel run holds are scanned (null:
+  // all). Every tensor's dtype and shape is checked either way.
+  const Shard* shard = nullptr;
   // Problem lines in the message; the rest are counted.
   size_t max_reported = 50;
 };

@@ -11,6 +11,7 @@
 #include "core/arena.h"
 #include "kernels/kernels.h"
 #include "model/v4/cache.h"
+#include "model/v4/exchange.h"
 #include "model/v4/expert_source.h"
 #include "model/v4/rope.h"
 #include "model/v4/weights.h"
@@ -31,7 +32,9 @@ struct ScratchSizes {
   int64_t index_tile = 0;  // at most this many indexer keys scored per matmul
   int64_t csa_pool = 0;    // CSA entries the attention's pool holds (at least index_topk)
   int64_t batch = 1;       // forward_batch's kLast rows
-  bool streamed_experts = false;
+  // Each routed expert's rows kept apart (Scratch::epair): the experts stream, or several
+  // processes share them (expert parallel).
+  bool expert_rows = false;
   bool act_quant = false;  // ModelOptions::act_quant: Scratch::aq is needed
 };
 
@@ -83,7 +86,7 @@ struct Scratch {
   float* eg = nullptr;       // [min(N, kMatmulRows), moe_inter_dim]
   float* eu = nullptr;       // [min(N, kMatmulRows), moe_inter_dim]
   float* eo = nullptr;       // [N, dim]
-  // streamed experts only (ModelWeights::streamed_experts; else nullptr):
+  // streamed or expert-parallel experts only (ScratchSizes::expert_rows; else nullptr):
   float* epair = nullptr;    // [N * n_activated_experts, dim] each etok row's expert output
   int32_t* eused = nullptr;  // [n_routed_experts] the experts the span uses, ascending
   int32_t* ehint = nullptr;  // [N * n_activated_experts] the next block's guessed experts
@@ -128,6 +131,7 @@ struct Ctx {
   ExpertSource* experts = nullptr;    // the routed experts when streamed (else m.experts)
   uint64_t* expert_counts = nullptr;  // optional [blocks, n_routed_experts]: selections counted
   bool act_quant = false;             // ModelOptions::act_quant (see linear())
+  Exchange* exchange = nullptr;       // the other processes of a parallel run (else nullptr)
 };
 
 // Rows a matmul of the span takes at once: the op API's many-token path runs every token through

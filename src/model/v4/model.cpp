@@ -112,7 +112,7 @@ uint64_t Scratch::plan(const DeepSeekV4Config& c, const ScratchSizes& z, Arena* 
   cv.take(eg, std::min(N, kMatmulRows) * c.moe_inter_dim);
   cv.take(eu, std::min(N, kMatmulRows) * c.moe_inter_dim);
   cv.take(eo, N * d);
-  if (z.streamed_experts) {
+  if (z.expert_rows) {
     cv.take(epair, N * topk * d);
     cv.take(eused, c.n_routed_experts);
     cv.take(ehint, N * topk);
@@ -131,8 +131,7 @@ uint64_t Scratch::plan(const DeepSeekV4Config& c, const ScratchSizes& z, Arena* 
 namespace {
 
 // The scratch sizes of a model of `c` created with `o` (Model::create checks the options).
-ScratchSizes scratch_sizes(const DeepSeekV4Config& c, const ModelOptions& o,
-                           bool streamed_experts) {
+ScratchSizes scratch_sizes(const DeepSeekV4Config& c, const ModelOptions& o, bool expert_rows) {
   const int64_t seq = o.max_seq_len > 0 ? o.max_seq_len : c.max_position_embeddings;
   const int64_t span = o.prefill_span > 0 ? o.prefill_span : kDefaultSpanChunks * o.max_chunk;
   return {.chunk = o.max_chunk,
@@ -141,7 +140,7 @@ ScratchSizes scratch_sizes(const DeepSeekV4Config& c, const ModelOptions& o,
           .index_tile = o.index_tile,
           .csa_pool = o.csa_pool,
           .batch = o.max_batch,
-          .streamed_experts = streamed_experts,
+          .expert_rows = expert_rows,
           .act_quant = o.act_quant};
 }
 
@@ -175,7 +174,8 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelWeights> weigh
   for (int64_t b = 0; b < c.n_blocks(); ++b) {
     m->rope_.emplace_back(c.rope_head_dim, c.rope_params(b));
   }
-  const ScratchSizes sizes = scratch_sizes(c, options, weights->streamed_experts);
+  const ScratchSizes sizes =
+      scratch_sizes(c, options, weights->streamed_experts || weights->shard.expert_ranks > 1);
   const uint64_t bytes = m->scratch_.plan(c, sizes, nullptr);
   FRUGAL_ASSIGN_OR_RETURN(m->arena_, Arena::create(bytes, &m->scratch_stats_));
   m->scratch_.plan(c, sizes, &m->arena_);
@@ -213,7 +213,31 @@ Status Model::check_expert_source() const {
         "the routed experts were loaded to stream (LoadOptions::stream_experts) but no expert "
         "source is set (Model::set_expert_source)");
   }
+  if (!weights_->shard.whole() && exchange_ == nullptr) {
+    return invalid_argument("the weights hold " + weights_->shard.describe() +
+                            " of a parallel run but no exchange is set (Model::set_exchange)");
+  }
   return ok_status();
+}
+
+Status Model::set_exchange(Exchange* exchange) {
+  if (exchange != nullptr) {
+    const Shard& a = exchange->shard();
+    const Shard& b = weights_->shard;
+    if (a.rank != b.rank || a.ranks != b.ranks || a.stages != b.stages ||
+        a.first_block != b.first_block || a.end_block != b.end_block ||
+        a.first_expert != b.first_expert || a.end_expert != b.end_expert) {
+      return invalid_argument("set_exchange: the exchange is for " + a.describe() +
+                              ", the weights hold " + b.describe());
+    }
+  }
+  exchange_ = exchange;
+  return ok_status();
+}
+
+Status Model::parallel_failure(Status st) const {
+  if (!st.ok() && exchange_ != nullptr && !weights_->shard.whole()) exchange_->abort(st);
+  return st;
 }
 
 Status Model::check_request(const SequenceCacheView& cache, const ForwardRequest& r) const {
@@ -245,6 +269,11 @@ Status Model::check_request(const SequenceCacheView& cache, const ForwardRequest
     return ok_status();
   };
   FRUGAL_RETURN_IF_ERROR(check_ids(r.ids, "ids"));
+  if (weights_->shard.stages > 1 && !r.mtp_next_ids.empty()) {
+    return unsupported(
+        "forward: the MTP block (speculative decoding) needs the whole model in one pipeline "
+        "stage; this run has " + std::to_string(weights_->shard.stages) + " stages");
+  }
   FRUGAL_RETURN_IF_ERROR(check_out(r.logits_mode, r.logits, "logits"));
   if (r.hidden_mode != LogitsMode::kNone) {
     const int64_t rows = r.hidden_mode == LogitsMode::kAll ? n : 1;
@@ -279,6 +308,9 @@ Status Model::check_mtp_request(const SequenceCacheView& cache, const MtpRequest
   const DeepSeekV4Config& c = config();
   const int64_t n = static_cast<int64_t>(r.next_ids.size());
   if (c.n_mtp_layers < 1) return invalid_argument("forward_mtp: the model has no MTP block");
+  if (weights_->shard.stages > 1) {
+    return unsupported("forward_mtp: the MTP block needs the whole model in one pipeline stage");
+  }
   if (n < 1 || n > max_chunk_) {
     return invalid_argument("forward_mtp: " + std::to_string(n) + " positions; 1 to " +
                             std::to_string(max_chunk_) + " (the chunk) at a time");
@@ -399,15 +431,25 @@ Status Model::run_span(SequenceCacheView& cache, const ForwardRequest& r, int64_
   Scratch& s = scratch_;
   const Ctx ctx{*kernels_, *weights_,      rope_,      s,
                 cache,     r.on_index_select, experts_, expert_counts_,
-                act_quant_};
+                act_quant_, exchange_};
   const int64_t pos0 = cache.length();
   const int64_t hd = c.hc_dim();
   const int32_t* ids = r.ids.data() + first;
   const int64_t total = static_cast<int64_t>(r.ids.size());
-  embed_rows(ctx, ids, n);  // s.x [n, hc, dim]
+  const Shard& shard = weights_->shard;
+  if (shard.holds_embedding()) {
+    embed_rows(ctx, ids, n);  // s.x [n, hc, dim]
+  } else {
+    FRUGAL_RETURN_IF_ERROR(exchange_->receive_streams(s.x, n * hd));  // the previous stage's
+  }
   const Segment seg[1] = {{.cache = &cache, .row0 = 0, .n = n, .pos0 = pos0}};
-  for (int32_t b = 0; b < static_cast<int32_t>(c.n_layers); ++b) {
+  for (int32_t b = shard.first_block; b < shard.end_block; ++b) {
     FRUGAL_RETURN_IF_ERROR(block_forward(ctx, b, s.x, ids, seg));
+  }
+  if (!shard.last_stage()) {  // the next stage takes it from here; the outputs come back shared
+    FRUGAL_RETURN_IF_ERROR(exchange_->send_streams(s.x, n * hd));
+    cache.set_length(pos0 + n);
+    return ok_status();
   }
 
   // The head on rows [row, row + rows) of the request (x: their streams), kAll, or on the
@@ -447,10 +489,11 @@ Status Model::forward_mtp(SequenceCacheView& cache, const MtpRequest& r) {
   Scratch& s = scratch_;
   const Ctx ctx{*kernels_, *weights_, rope_,          s,
                 cache,     nullptr,   experts_,       expert_counts_,
-                act_quant_};
+                act_quant_, exchange_};
   std::memcpy(s.x, r.hidden.data(), n * hd * sizeof(float));  // mtp_forward clobbers its input
   const int32_t mtp_block = static_cast<int32_t>(c.n_layers);
-  FRUGAL_RETURN_IF_ERROR(mtp_forward(ctx, mtp_block, s.x, r.next_ids.data(), pos0, n));
+  FRUGAL_RETURN_IF_ERROR(
+      parallel_failure(mtp_forward(ctx, mtp_block, s.x, r.next_ids.data(), pos0, n)));
   const MtpWeights& m = weights_->blocks[static_cast<size_t>(mtp_block)].mtp;
   if (r.logits_mode != LogitsMode::kNone) {
     head_rows(ctx, m.hc_head, m.norm, s.x_mtp, r.logits_mode == LogitsMode::kAll ? 0 : n - 1, n,
@@ -460,6 +503,13 @@ Status Model::forward_mtp(SequenceCacheView& cache, const MtpRequest& r) {
     std::memcpy(r.hidden_out.data(), s.x_mtp + (n - 1) * hd, hd * sizeof(float));
   }
   cache.set_mtp_length(pos0 + n);
+  if (exchange_ != nullptr && !weights_->shard.whole()) {  // the same bytes on every process
+    const int64_t rows =
+        r.logits_mode == LogitsMode::kAll ? n : (r.logits_mode == LogitsMode::kLast ? 1 : 0);
+    FRUGAL_RETURN_IF_ERROR(
+        parallel_failure(exchange_->share_outputs(r.logits.first(rows * c.vocab_size))));
+    FRUGAL_RETURN_IF_ERROR(parallel_failure(exchange_->share_outputs(r.hidden_out)));
+  }
   return ok_status();
 }
 
@@ -468,8 +518,21 @@ Status Model::forward(SequenceCacheView& cache, const ForwardRequest& request) {
   const int64_t total = static_cast<int64_t>(request.ids.size());
   FRUGAL_RETURN_IF_ERROR(cache.reserve(cache.length() + total));  // the only allocation point
   for (int64_t first = 0; first < total; first += max_span_) {
-    FRUGAL_RETURN_IF_ERROR(run_span(cache, request, first, std::min(max_span_, total - first)));
+    FRUGAL_RETURN_IF_ERROR(parallel_failure(
+        run_span(cache, request, first, std::min(max_span_, total - first))));
   }
+  if (exchange_ == nullptr || weights_->shard.whole()) return ok_status();
+  // The last stage's outputs to every process (all of them computed them with one stage).
+  const DeepSeekV4Config& c = config();
+  auto rows = [total](LogitsMode mode) -> int64_t {
+    return mode == LogitsMode::kAll ? total : (mode == LogitsMode::kLast ? 1 : 0);
+  };
+  FRUGAL_RETURN_IF_ERROR(parallel_failure(exchange_->share_outputs(
+      request.logits.first(rows(request.logits_mode) * c.vocab_size))));
+  FRUGAL_RETURN_IF_ERROR(parallel_failure(exchange_->share_outputs(
+      request.hidden.first(rows(request.hidden_mode) * c.hc_dim()))));
+  FRUGAL_RETURN_IF_ERROR(parallel_failure(exchange_->share_outputs(
+      request.mtp_logits.first(rows(request.mtp_logits_mode) * c.vocab_size))));
   return ok_status();
 }
 

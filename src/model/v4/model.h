@@ -26,6 +26,7 @@
 #include "core/status.h"
 #include "kernels/kernels.h"
 #include "model/v4/cache.h"
+#include "model/v4/exchange.h"
 #include "model/v4/layers.h"
 #include "model/v4/rope.h"
 #include "model/v4/weights.h"
@@ -145,6 +146,12 @@ class Model {
   // before the first forward; owned by the caller, outliving the model's use of it).
   void set_expert_source(ExpertSource* source) { experts_ = source; }
   ExpertSource* expert_source() const { return experts_; }
+  // The other processes of a parallel run (docs/PARALLEL.md): required before the first forward
+  // when the weights hold a shard of the model (weights().shard.ranks > 1), with the same shard;
+  // owned by the caller. Every process then runs the same forward calls; the outputs (logits,
+  // streams) reach every process.
+  Status set_exchange(Exchange* exchange);
+  Exchange* exchange() const { return exchange_; }
   // Counts every routing choice from now on into counts[block * n_routed_experts + expert]
   // (n_blocks() x n_routed_experts entries; frugal profile); empty stops counting. The span must
   // outlive the counting.
@@ -154,13 +161,18 @@ class Model {
   Model() = default;
   Status check_request(const SequenceCacheView& cache, const ForwardRequest& r) const;
   Status run_span(SequenceCacheView& cache, const ForwardRequest& r, int64_t first, int64_t n);
+  Status run_batch(std::span<const BatchEntry> entries);  // forward_batch after its checks
   Status check_mtp_request(const SequenceCacheView& cache, const MtpRequest& r) const;
   Status check_batch(std::span<const BatchEntry> entries) const;
   Status check_expert_source() const;
+  // After a request was checked, a failure on one process of a parallel run would leave the
+  // others waiting in a collective: it stops the run (Exchange::abort); alone, it is returned.
+  Status parallel_failure(Status st) const;
 
   const kernels::Kernels* kernels_ = nullptr;
   std::unique_ptr<ModelWeights> weights_;
   ExpertSource* experts_ = nullptr;
+  Exchange* exchange_ = nullptr;
   uint64_t* expert_counts_ = nullptr;
   std::vector<RopeTable> rope_;  // per block
   int64_t max_chunk_ = 0;

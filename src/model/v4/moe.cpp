@@ -100,7 +100,7 @@ void expert(const Ctx& ctx, const ExpertWeights& e, const float* x, int64_t m, f
 // BENCHMARKS.md has how often the guess is right). Uses s.gate, free once this layer is routed.
 void hint_next(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids, int64_t n) {
   const DeepSeekV4Config& c = ctx.w.config;
-  if (block + 1 >= c.n_layers) return;
+  if (block + 1 >= c.n_layers || !ctx.w.shard.holds_block(block + 1)) return;
   const MoeWeights& next = ctx.w.blocks[static_cast<size_t>(block + 1)].ffn;
   Scratch& s = ctx.s;
   const int64_t n_exp = c.n_routed_experts;
@@ -111,7 +111,13 @@ void hint_next(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids
     if (next.tid2eid == nullptr) score(ctx, gate);
     select(ctx, next, gate, ids[i], s.ehint + i * topk);
   }
-  ctx.experts->hint(block + 1, {s.ehint, static_cast<size_t>(n * topk)});
+  // Only the experts this process holds (expert parallel: the others are not its to read).
+  const Shard& shard = ctx.w.shard;
+  int64_t kept = 0;
+  for (int64_t p = 0; p < n * topk; ++p) {
+    if (shard.holds_expert(s.ehint[p])) s.ehint[kept++] = s.ehint[p];
+  }
+  if (kept > 0) ctx.experts->hint(block + 1, {s.ehint, static_cast<size_t>(kept)});
 }
 
 }  // namespace
@@ -168,28 +174,44 @@ Status moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t*
   };
 
   std::fill(out, out + n * dim, 0.0f);
-  if (ctx.experts == nullptr) {  // every expert resident: compute and add in ascending id
+  const Shard& shard = ctx.w.shard;
+  if (ctx.experts == nullptr && shard.expert_ranks == 1) {
+    // every expert resident here: compute and add in ascending id
     for (int32_t e = 0; e < n_exp; ++e) {
       if (s.eoff[e + 1] == s.eoff[e]) continue;
       run_expert(m.experts[static_cast<size_t>(e)], e, s.eo);
       accumulate(e, s.eo);
     }
-  } else {  // streamed: computed in the order they arrive, each into its own rows of s.epair
-    int32_t used = 0;
-    for (int32_t e = 0; e < n_exp; ++e) {
+  } else {
+    // Streamed (computed in the order they arrive) or shared with other processes (expert
+    // parallel): each expert into its own rows of s.epair, summed in ascending id at the end.
+    int32_t used = 0;  // this process's experts that the rows selected
+    for (int32_t e = shard.first_expert; e < shard.end_expert; ++e) {
       if (s.eoff[e + 1] > s.eoff[e]) s.eused[used++] = e;
     }
-    FRUGAL_RETURN_IF_ERROR(ctx.experts->begin_layer(block, {s.eused, static_cast<size_t>(used)}));
-    if (ctx.experts->wants_hints()) hint_next(ctx, block, x, ids, n);
-    for (;;) {
-      const ExpertWeights* w = nullptr;
-      FRUGAL_ASSIGN_OR_RETURN(const int32_t e, ctx.experts->next(&w));
-      if (e < 0) break;
-      run_expert(*w, e, s.epair + static_cast<int64_t>(s.eoff[e]) * dim);
+    if (ctx.experts != nullptr && used > 0) {
+      FRUGAL_RETURN_IF_ERROR(
+          ctx.experts->begin_layer(block, {s.eused, static_cast<size_t>(used)}));
+      if (ctx.experts->wants_hints()) hint_next(ctx, block, x, ids, n);
+      for (;;) {
+        const ExpertWeights* w = nullptr;
+        FRUGAL_ASSIGN_OR_RETURN(const int32_t e, ctx.experts->next(&w));
+        if (e < 0) break;
+        run_expert(*w, e, s.epair + static_cast<int64_t>(s.eoff[e]) * dim);
+      }
+    } else if (ctx.experts == nullptr) {
+      for (int32_t i = 0; i < used; ++i) {
+        const int32_t e = s.eused[i];
+        run_expert(m.experts[static_cast<size_t>(e)], e,
+                   s.epair + static_cast<int64_t>(s.eoff[e]) * dim);
+      }
     }
-    for (int32_t i = 0; i < used; ++i) {
-      const int32_t e = s.eused[i];
-      accumulate(e, s.epair + static_cast<int64_t>(s.eoff[e]) * dim);
+    if (shard.expert_ranks > 1) {  // the other processes' experts' rows
+      FRUGAL_RETURN_IF_ERROR(ctx.exchange->gather_expert_rows(
+          block, s.epair, {s.eoff, static_cast<size_t>(n_exp) + 1}, dim));
+    }
+    for (int32_t e = 0; e < n_exp; ++e) {
+      if (s.eoff[e + 1] > s.eoff[e]) accumulate(e, s.epair + static_cast<int64_t>(s.eoff[e]) * dim);
     }
   }
   expert(ctx, m.shared, x, n, m.shared_swiglu_limit, nullptr, s.eo);  // shared_experts(x)

@@ -27,6 +27,14 @@ std::string Shard::describe() const {
   return s;
 }
 
+bool holds_tensor(const Shard& shard, const TensorSpec& spec) {
+  if (spec.block == kNoBlock) {
+    return spec.kind == TensorKind::kEmbed ? shard.holds_embedding() : shard.holds_head();
+  }
+  return shard.holds_block(spec.block) &&
+         (spec.expert == kNoExpert || shard.holds_expert(spec.expert));
+}
+
 Shard whole_model(const DeepSeekV4Config& config) {
   Shard s;
   s.end_block = static_cast<int32_t>(config.n_layers);

@@ -19,6 +19,7 @@
 
 #include "core/status.h"
 #include "model/v4/config.h"
+#include "model/v4/tensor_table.h"
 
 namespace frugal::v4 {
 
@@ -50,6 +51,11 @@ struct Shard {
   // "rank 1 of 4: stage 0 of 2 (blocks 0-5), experts 128-255 of 256".
   std::string describe() const;
 };
+
+// Whether the process holds tensor `spec` (the embedding on the first stage; the head, its norm
+// and hc_head on the last; a block's tensors where it holds the block, a routed expert's where it
+// holds the expert too).
+bool holds_tensor(const Shard& shard, const TensorSpec& spec);
 
 // The whole model in one process.
 Shard whole_model(const DeepSeekV4Config& config);

@@ -198,6 +198,7 @@ class Binder {
       chunk_used_ += need;
     }
     copy_left_ -= std::min(copy_left_, need);
+    w_.placed_bytes += need;
     std::memcpy(dst, src, n);
     release_mapped_pages(src, n);  // the copy replaces the mapped pages: keep the RSS at 1x
     if (progress_ != nullptr) progress_->add(n);
@@ -299,6 +300,7 @@ Status bind_moe(Binder& b, const DeepSeekV4Config& cfg, const LoadOptions& opt, 
   if (opt.stream_experts) m.locations.resize(m.experts.size());
   for (int32_t e = 0; e < static_cast<int32_t>(cfg.n_routed_experts); ++e) {
     const size_t i = static_cast<size_t>(e);
+    if (opt.shard != nullptr && !opt.shard->holds_expert(e)) continue;  // another process's
     FRUGAL_RETURN_IF_ERROR(opt.stream_experts ? locate_expert(b, block, e, m.locations[i])
                                               : bind_expert(b, block, e, false, m.experts[i]));
   }
@@ -379,23 +381,32 @@ Result<std::unique_ptr<ModelWeights>> load_weights(const std::string& dir,
   check.scan_values = options.scan_values;
   check.scan_routed_experts = !options.stream_experts;
   w->streamed_experts = options.stream_experts;
+  w->shard = options.shard != nullptr ? *options.shard : whole_model(w->config);
+  check.shard = &w->shard;
   FRUGAL_RETURN_IF_ERROR(check_checkpoint(table, w->checkpoint, check));
 
-  uint64_t copy_budget =
-      w->checkpoint.total_bytes() + 64 * static_cast<uint64_t>(w->checkpoint.size());
-  if (options.stream_experts) {  // the routed experts are not copied
-    for (const TensorSpec& spec : table.entries()) {
-      if (spec.expert != kNoExpert) copy_budget -= std::min(copy_budget, spec.bytes());
-    }
+  // What may be copied: the tensors this process holds (not the routed experts when they stream).
+  uint64_t copy_budget = 64 * static_cast<uint64_t>(w->checkpoint.size());
+  for (const TensorSpec& spec : table.entries()) {
+    if (!holds_tensor(w->shard, spec)) continue;
+    if (options.stream_experts && spec.expert != kNoExpert) continue;
+    const format::TensorInfo* t = w->checkpoint.find(spec.name);
+    copy_budget += t != nullptr ? t->size : 0;
   }
   Binder b(table, *w, options.placement, copy_budget, options.progress);
   const DeepSeekV4Config& cfg = w->config;
-  FRUGAL_ASSIGN_OR_RETURN(w->embed, b.linear(TensorKind::kEmbed, kNoBlock));
-  FRUGAL_ASSIGN_OR_RETURN(w->head, b.linear(TensorKind::kHead, kNoBlock));
-  FRUGAL_ASSIGN_OR_RETURN(w->norm, b.f32(TensorKind::kNorm, kNoBlock));
-  FRUGAL_RETURN_IF_ERROR(bind_hc(b, TensorKind::kHcHeadFn, kNoBlock, w->hc_head));
+  const Shard& shard = w->shard;
+  if (shard.holds_embedding()) {
+    FRUGAL_ASSIGN_OR_RETURN(w->embed, b.linear(TensorKind::kEmbed, kNoBlock));
+  }
+  if (shard.holds_head()) {
+    FRUGAL_ASSIGN_OR_RETURN(w->head, b.linear(TensorKind::kHead, kNoBlock));
+    FRUGAL_ASSIGN_OR_RETURN(w->norm, b.f32(TensorKind::kNorm, kNoBlock));
+    FRUGAL_RETURN_IF_ERROR(bind_hc(b, TensorKind::kHcHeadFn, kNoBlock, w->hc_head));
+  }
   w->blocks.resize(static_cast<size_t>(cfg.n_blocks()));
   for (int32_t blk = 0; blk < static_cast<int32_t>(cfg.n_blocks()); ++blk) {
+    if (!shard.holds_block(blk)) continue;  // another stage's
     Status s = bind_block(b, cfg, options, blk, w->blocks[static_cast<size_t>(blk)]);
     if (!s.ok()) return s.with_context("binding block " + std::to_string(blk));
   }

@@ -18,6 +18,7 @@
 #include "core/status.h"
 #include "format/safetensors.h"
 #include "model/v4/config.h"
+#include "model/v4/shard.h"
 #include "quant/weight_view.h"
 
 namespace frugal::v4 {
@@ -49,6 +50,10 @@ struct LoadOptions {
   // (MoeWeights::locations), but neither mapped into views nor scanned: their codes are checked
   // when an expert is first read. Everything else is placed as `placement` says.
   bool stream_experts = false;
+  // One process of a parallel run (docs/PARALLEL.md) binds, scans and places only the tensors
+  // its shard holds (holds_tensor); the others are checked by dtype and shape and left unbound
+  // (empty views), their bytes never read. Null: the whole model.
+  const Shard* shard = nullptr;
   // Told the bytes of every tensor copied into huge pages (a progress line; may be null).
   ByteProgress* progress = nullptr;
 };
@@ -147,10 +152,12 @@ struct ModelWeights {
   HcWeights hc_head;
   std::vector<BlockWeights> blocks;  // n_layers main blocks, then the MTP blocks
   bool streamed_experts = false;     // LoadOptions::stream_experts: routed experts not bound
+  Shard shard;                       // what is bound (LoadOptions::shard; else the whole model)
 
   format::Checkpoint checkpoint;  // owns the mapped files the views point into
   MemoryStats owned_stats;        // bytes copied at load (bf16 -> f32 vectors, tid2eid, ...)
   MemoryStats placed_stats;  // huge-page copies of the linear weights (WeightPlacement::kHugePages)
+  uint64_t placed_bytes = 0;  // of which tensor bytes copied (each rounded up to 64 bytes)
   std::vector<AlignedBuffer> owned;
 };
 

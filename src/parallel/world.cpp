@@ -1,0 +1,142 @@
+#include "parallel/world.h"
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+#include <thread>
+#include <vector>
+
+#if FRUGAL_HAVE_MPI
+#include <mpi.h>
+#endif
+
+namespace frugal::parallel {
+
+namespace {
+std::FILE* g_diagnostics = nullptr;  // set once by World::start; stderr when null
+}  // namespace
+
+std::FILE* diagnostics() { return g_diagnostics != nullptr ? g_diagnostics : stderr; }
+
+bool built_with_mpi() {
+#if FRUGAL_HAVE_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool launched_by_mpi() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE"}) {
+    if (std::getenv(v) != nullptr) return true;
+  }
+  return false;
+}
+
+int world_rank() {
+#if FRUGAL_HAVE_MPI
+  int on = 0;
+  MPI_Initialized(&on);
+  if (on != 0) {
+    int r = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &r);
+    return r;
+  }
+#endif
+  return 0;
+}
+
+int world_size() {
+#if FRUGAL_HAVE_MPI
+  int on = 0;
+  MPI_Initialized(&on);
+  if (on != 0) {
+    int n = 1;
+    MPI_Comm_size(MPI_COMM_WORLD, &n);
+    return n;
+  }
+#endif
+  return 1;
+}
+
+Result<std::unique_ptr<World>> World::start(int* argc, char*** argv) {
+  std::unique_ptr<World> w(new World());
+#if FRUGAL_HAVE_MPI
+  if (launched_by_mpi()) {
+    int provided = 0;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+      return unsupported("MPI_Init_thread failed: the MPI launcher's environment is not usable");
+    }
+    w->initialized_ = true;
+    MPI_Comm_rank(MPI_COMM_WORLD, &w->rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &w->size_);
+    if (w->rank_ != 0) {  // rank 0 speaks for the run; keep a way to say what is ours alone
+      const int fd = ::dup(STDERR_FILENO);
+      std::FILE* diag = fd >= 0 ? ::fdopen(fd, "w") : nullptr;
+      const int null_fd = ::open("/dev/null", O_WRONLY);
+      if (diag != nullptr && null_fd >= 0) {
+        std::fflush(stdout);
+        std::fflush(stderr);
+        ::dup2(null_fd, STDOUT_FILENO);
+        ::dup2(null_fd, STDERR_FILENO);
+        std::setvbuf(diag, nullptr, _IOLBF, 0);
+        g_diagnostics = diag;
+      }
+      if (null_fd >= 0) ::close(null_fd);
+    }
+  }
+#else
+  (void)argc;
+  (void)argv;
+#endif
+  return w;
+}
+
+World::~World() {
+#if FRUGAL_HAVE_MPI
+  if (initialized_) MPI_Finalize();
+#endif
+}
+
+bool World::finish(const Status& st, double wait_seconds) {
+#if FRUGAL_HAVE_MPI
+  if (!initialized_ || size_ == 1) return !st.ok();
+  // Every process's status code and the first bytes of its message, gathered without blocking:
+  // a process stuck in a collective of a forward that failed elsewhere never joins, and then
+  // this one must not wait for it.
+  constexpr int kText = 512;
+  std::vector<char> mine(kText + 1, 0);
+  mine[0] = static_cast<char>(st.code());
+  std::strncpy(mine.data() + 1, st.message().c_str(), kText - 1);
+  std::vector<char> all(static_cast<size_t>(size_) * (kText + 1), 0);
+  MPI_Request req;
+  MPI_Iallgather(mine.data(), kText + 1, MPI_CHAR, all.data(), kText + 1, MPI_CHAR, MPI_COMM_WORLD,
+                 &req);
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_seconds);
+  int done = 0;
+  while (MPI_Test(&req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && done == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::fprintf(diagnostics(),
+                   "frugal: rank %d: %s; the other processes did not finish within %.0f s: "
+                   "stopping the run\n",
+                   rank_, st.ok() ? "finished" : ("error: " + st.message()).c_str(),
+                   wait_seconds);
+      std::fflush(diagnostics());
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (st.ok()) return false;
+  if (rank_ == 0) return true;
+  return std::memcmp(all.data(), mine.data(), kText + 1) != 0;  // differs from rank 0's
+#else
+  (void)wait_seconds;
+  return !st.ok();
+#endif
+}
+
+}  // namespace frugal::parallel
