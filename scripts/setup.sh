@@ -28,6 +28,7 @@ packages=(
   # libraries
   nlohmann-json3-dev libcli11-dev libpcre2-dev
   libcpp-httplib-dev                    # frugal serve (linked through pkg-config: cpp-httplib)
+  libopenmpi-dev openmpi-bin            # parallel runs under mpirun (docs/PARALLEL.md)
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # Python reference tools (run with /usr/bin/python3; tests do not need torch)

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The real `frugal` binary under mpirun (docs/PARALLEL.md), on the shipped tiny model:
+#   1. perplexity with 2 processes (expert parallel, then 2 pipeline stages) prints the same
+#      figure as one process, and only rank 0 writes standard output;
+#   2. a process killed mid-run (kill -9) stops the whole run: mpirun exits non-zero within 60 s
+#      and names the rank, never a hang;
+#   3. a process running a different binary (a copy with one byte appended) is refused at
+#      start-up by an error naming its rank.
+# Skips (exit 0, with the reason) only where mpirun cannot start at all.
+#
+#   scripts/mpi_cli_test.sh FRUGAL_BIN
+set -uo pipefail
+frugal=$1
+root=$(cd "$(dirname "$0")/.." && pwd)
+model=$root/models/tiny-v4
+text=$root/tests/data/heldout_excerpt.txt
+if ! command -v mpirun >/dev/null; then
+  echo "SKIPPED: mpirun not found (scripts/setup.sh installs openmpi-bin)"
+  exit 0
+fi
+mpi=(mpirun --oversubscribe --bind-to none)
+[ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
+if ! probe=$(timeout 60 "${mpi[@]}" -np 2 true 2>&1); then
+  echo "SKIPPED: mpirun cannot start 2 processes on this machine: $probe"
+  exit 0
+fi
+work=$(mktemp -d "${TMPDIR:-/tmp}/frugal-mpi-cli-XXXXXX")
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# 1. Same perplexity as one process; one copy of the output.
+one=$("$frugal" perplexity -m "$model" -f "$text" -t 1 2>/dev/null) || fail "one process: exit $?"
+for flags in "--parallel-experts" "--pipeline-stages 2"; do
+  # shellcheck disable=SC2086
+  out=$(timeout 120 "${mpi[@]}" -np 2 "$frugal" perplexity -m "$model" -f "$text" -t 1 $flags \
+        2>"$work/err") || { cat "$work/err" >&2; fail "mpirun -np 2 ($flags): exit $?"; }
+  [ "$out" = "$one" ] || fail "$flags: printed '$out', one process '$one'"
+  grep -q "rank 1 of 2" "$work/err" || fail "$flags: rank 1 did not report its share"
+done
+echo "perplexity under mpirun -np 2 equals one process's: $one"
+
+# 2. A process killed mid-run stops the run. A long input (the excerpt 40 times) keeps it busy.
+for _ in $(seq 40); do cat "$text"; done >"$work/long.txt"
+timeout 120 "${mpi[@]}" -np 2 "$frugal" perplexity -m "$model" -f "$work/long.txt" -t 1 \
+  --parallel-experts >"$work/out" 2>&1 &
+runner=$!
+victim=
+for _ in $(seq 200); do  # the process of rank 1, once it has loaded
+  for p in $(pgrep -f "frugal perplexity -m $model -f $work/long.txt" || true); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then
+      victim=$p
+    fi
+  done
+  [ -n "$victim" ] && grep -q "rank 1 of 2" "$work/out" && break
+  sleep 0.1
+done
+[ -n "$victim" ] || { kill "$runner"; fail "rank 1's process not found"; }
+kill -9 "$victim"
+start=$(date +%s)
+wait "$runner"
+rc=$?
+elapsed=$(($(date +%s) - start))
+[ "$rc" -ne 0 ] || fail "mpirun exited 0 after rank 1 was killed"
+[ "$rc" -ne 124 ] || fail "mpirun hung after rank 1 was killed (timeout)"
+[ "$elapsed" -le 60 ] || fail "mpirun took ${elapsed} s to stop after rank 1 was killed"
+grep -Eqi "rank 1|\[[0-9]+,1\],1" "$work/out" || { cat "$work/out" >&2; fail "no message names rank 1"; }
+echo "rank 1 killed: mpirun stopped in ${elapsed} s (exit $rc) naming it"
+
+# 3. A different binary on rank 1.
+cp "$frugal" "$work/frugal-other"
+printf 'x' >>"$work/frugal-other"
+out=$(timeout 120 "${mpi[@]}" -np 1 "$frugal" perplexity -m "$model" -f "$text" -t 1 \
+      --parallel-experts : -np 1 "$work/frugal-other" perplexity -m "$model" -f "$text" -t 1 \
+      --parallel-experts 2>&1) && fail "a different binary on rank 1 was accepted"
+echo "$out" | grep -q "rank 1 (.*) runs a different frugal binary" ||
+  { echo "$out" >&2; fail "the error does not name rank 1's binary"; }
+echo "a different binary on rank 1 is refused at start-up"
