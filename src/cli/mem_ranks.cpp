@@ -93,7 +93,7 @@ std::string ranks_text(const engine::RankPlan& p) {
   sum_line("  = one process", p.whole_weights_bytes, p.whole_kv_bytes, "");
   sum_line(
       "  + replicated", p.replicated_weights_bytes(), p.replicated_kv_bytes(),
-      ", " + percent(p.replicated_weights_bytes(), p.whole_weights_bytes) + " of one process's");
+      " = " + percent(p.replicated_weights_bytes(), p.whole_weights_bytes) + " of one process's");
   if (p.unheld_weights_bytes + p.unheld_kv_bytes > 0) {
     sum_line("  - held by no rank", p.unheld_weights_bytes, p.unheld_kv_bytes, "");
   }
