@@ -101,7 +101,7 @@ std::string ranks_text(const engine::RankPlan& p) {
       "ranks\n",
       per_stage);
   if (p.unheld_weights_bytes > 0) {
-    add("held by no rank: the MTP blocks (a pipeline does not run them)\n");
+    add("held by no rank: the MTP blocks (only a one-stage run holds them)\n");
   }
   return out;
 }

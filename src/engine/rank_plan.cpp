@@ -1,5 +1,7 @@
 #include "engine/rank_plan.h"
 
+#include <utility>
+
 namespace frugal::engine {
 
 uint64_t RankPlan::sum_weights_bytes() const {

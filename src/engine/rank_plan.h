@@ -9,7 +9,7 @@
 //   rank otherwise); a routed expert's tensors only by the rank whose expert range holds it.
 // So every non-expert tensor of a held block, and the embedding and head, are replicated on the
 // stage's expert_ranks processes, each routed expert is held once, and with stages > 1 the MTP
-// blocks are held by no one (a pipeline does not run them yet). Sum over ranks = one process -
+// blocks are held by no one (only a one-stage run holds them). Sum over ranks = one process -
 // not held + replicated.
 #pragma once
 
