@@ -12,6 +12,10 @@
 // --disk-gbps when given; otherwise measured (the read probe; the O_DIRECT probe of the model's
 // own files) with --measure or when a checkpoint is there and --config-only is not given;
 // otherwise the defaults kDefaultRamGbps / kDefaultDiskGbps. The output names each source.
+//
+// With --ranks N [--pipeline-stages S]: what each process of a parallel run holds instead
+// (cli/mem_ranks.h, engine/rank_plan.h, docs/PARALLEL.md): its shard, weights by group, kv cache
+// at --ctx (--cache), from the config alone (nothing is loaded, with or without --config-only).
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -19,6 +23,7 @@
 #include <optional>
 
 #include "cli/command.h"
+#include "cli/mem_ranks.h"
 #include "engine/budget.h"
 #include "engine/disk_probe.h"
 #include "engine/engine.h"
@@ -50,6 +55,9 @@ struct MemOptions {
   bool measure = false;
   double ram_gbps = 0;  // 0 = not given
   double disk_gbps = 0;
+  // per-rank plan
+  int32_t ranks = 0;  // 0 = not given
+  int32_t stages = 1;
 };
 
 struct Bandwidth {
@@ -240,6 +248,11 @@ Status run_budget(const MemOptions& o, const v4::DeepSeekV4Config& config) {
 Status run_mem(const MemOptions& o) {
   FRUGAL_ASSIGN_OR_RETURN(v4::DeepSeekV4Config config, v4::load_config(o.model));
   if (!o.budget.empty()) return run_budget(o, config);
+  if (o.ranks > 0) {
+    return run_mem_ranks(
+        {.ranks = o.ranks, .stages = o.stages, .ctx = o.ctx, .cache = o.cache, .json = o.json},
+        config);
+  }
   engine::MemoryPlan plan = engine::plan_memory(config, o.ctx);
   if (!o.config_only) {
     engine::EngineOptions eo;
@@ -285,8 +298,9 @@ Command add_mem(CLI::App& root) {
       "Plan for a memory budget (8G, 512M, 1.5GiB, bytes, or 'auto': the memory "
       "available to this process): resident weights, expert slots, predicted decode "
       "tok/s (docs/STREAMING.md)");
-  sub->add_option("--cache", o->cache, "Budget plan: kv cache format (fp8, bf16, f32)")
-      ->capture_default_str();
+  CLI::Option* cache = sub->add_option("--cache", o->cache,
+                                       "Budget and rank plans: kv cache format (fp8, bf16, f32)")
+                           ->capture_default_str();
   sub->add_option("--sequences", o->sequences, "Budget plan: sequences whose kv cache is held")
       ->capture_default_str()
       ->check(at_least(1));
@@ -303,12 +317,29 @@ Command add_mem(CLI::App& root) {
       ->check(at_least(0.001));
   sub->add_option("--disk-gbps", o->disk_gbps, "Budget plan: disk read bandwidth in GB/s")
       ->check(at_least(0.001));
-  for (const char* name : {"--cache", "--sequences", "--mtp", "--expert-profile", "--measure",
-                           "--ram-gbps", "--disk-gbps"}) {
+  CLI::Option* ranks =
+      sub->add_option("--ranks", o->ranks,
+                      "What each of N processes of a parallel run holds (docs/PARALLEL.md): "
+                      "shard, weights by group, kv cache at --ctx")
+          ->check(at_least(1))
+          ->excludes(budget);
+  sub->add_option("--pipeline-stages", o->stages,
+                  "With --ranks: pipeline stages (dividing N); the N/S processes of a stage "
+                  "split its routed experts")
+      ->capture_default_str()
+      ->needs(ranks);
+  for (const char* name :
+       {"--sequences", "--mtp", "--expert-profile", "--measure", "--ram-gbps", "--disk-gbps"}) {
     sub->get_option(name)->needs(budget);
   }
   sub->get_option("--weights-in-ram")->excludes(budget);  // a budget plan loads nothing
-  return {sub, [o] { return run_mem(*o); }};
+  sub->get_option("--weights-in-ram")->excludes(ranks);   // nor does a rank plan
+  return {sub, [o, cache, budget, ranks] {
+            if (cache->count() > 0 && budget->count() == 0 && ranks->count() == 0) {
+              return invalid_argument("--cache requires --budget or --ranks");
+            }
+            return run_mem(*o);
+          }};
 }
 
 }  // namespace frugal::cli

@@ -109,10 +109,16 @@ double kv_bytes_per_token(const v4::DeepSeekV4Config& c, kv::CacheFormat format)
 
 KvBytes kv_bytes_at(const v4::DeepSeekV4Config& c, kv::CacheFormat format, int64_t tokens,
                     int64_t page_entries) {
+  return kv_bytes_at(c, format, tokens, v4::whole_model(c), page_entries);
+}
+
+KvBytes kv_bytes_at(const v4::DeepSeekV4Config& c, kv::CacheFormat format, int64_t tokens,
+                    const v4::Shard& shard, int64_t page_entries) {
   const uint64_t entry = kv::EntryCodec(format, c.head_dim, c.rope_head_dim).bytes();
   const uint64_t key = kv::IndexKeyCodec(format, c.index_head_dim).bytes();
   KvBytes k;
   for (int64_t i = 0; i < c.n_blocks(); ++i) {
+    if (!shard.holds_block(i)) continue;
     const int64_t r = c.compress_ratio(i);
     k.window += paged_bytes(std::min(tokens, c.window_size), entry, page_entries);
     if (r == 0) continue;

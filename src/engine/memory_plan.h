@@ -23,6 +23,7 @@
 
 #include "kv/v4_entry.h"
 #include "model/v4/config.h"
+#include "model/v4/shard.h"
 #include "model/v4/tensor_table.h"
 
 namespace frugal::engine {
@@ -74,6 +75,10 @@ double kv_bytes_per_token(const v4::DeepSeekV4Config& c, kv::CacheFormat format)
 // What the cache allocates at `tokens` tokens (see above).
 KvBytes kv_bytes_at(const v4::DeepSeekV4Config& c, kv::CacheFormat format, int64_t tokens,
                     int64_t page_entries = 16);
+// The same for the blocks one process of a parallel run holds (Shard::holds_block: its stage's
+// main blocks, the MTP blocks only in a one-stage run); whole_model(c) gives kv_bytes_at.
+KvBytes kv_bytes_at(const v4::DeepSeekV4Config& c, kv::CacheFormat format, int64_t tokens,
+                    const v4::Shard& shard, int64_t page_entries = 16);
 // Weights by dtype and kind; the kv numbers at ctx. activation_bytes and load_copy_bytes are
 // left 0 (they need a loaded model).
 MemoryPlan plan_memory(const v4::DeepSeekV4Config& c, int64_t ctx);
