@@ -16,15 +16,6 @@ uint64_t RankPlan::sum_kv_bytes() const {
   return s;
 }
 
-bool shard_holds(const v4::Shard& shard, const v4::TensorSpec& t) {
-  if (t.block == v4::kNoBlock) {
-    return t.kind == v4::TensorKind::kEmbed ? shard.holds_embedding() : shard.holds_head();
-  }
-  if (!shard.holds_block(t.block)) return false;
-  // Routed experts are the only tensors with an expert id (the shared expert has none).
-  return t.expert == v4::kNoExpert || shard.holds_expert(t.expert);
-}
-
 Result<RankPlan> plan_ranks(const v4::DeepSeekV4Config& c, int32_t ranks, int32_t stages,
                             int64_t ctx, kv::CacheFormat format) {
   RankPlan p;
@@ -50,7 +41,7 @@ Result<RankPlan> plan_ranks(const v4::DeepSeekV4Config& c, int32_t ranks, int32_
     p.whole_weights_bytes += b;
     bool held = false;
     for (RankMemory& m : p.per_rank) {
-      if (!shard_holds(m.shard, t)) continue;
+      if (!v4::holds_tensor(m.shard, t)) continue;
       held = true;
       m.weights_bytes += b;
       m.weights_by_kind[weight_group(t, c.n_layers)] += b;

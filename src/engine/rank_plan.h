@@ -3,7 +3,7 @@
 // groups of frugal mem, weight_group) counting only the tensors it holds, and its kv cache at a
 // context length (its held blocks only, kv_bytes_at with the shard).
 //
-// A tensor is held by a rank when (shard_holds):
+// A tensor is held by a rank when (v4::holds_tensor):
 //   embed: the first stage; head, norm, hc_head*: the last stage;
 //   a tensor of block b: the stage that holds b (MTP blocks: every rank of a one-stage run, no
 //   rank otherwise); a routed expert's tensors only by the rank whose expert range holds it.
@@ -56,9 +56,6 @@ struct RankPlan {
     return sum_kv_bytes() - (whole_kv_bytes - unheld_kv_bytes);
   }
 };
-
-// Whether the process of `shard` holds tensor `t` (rules above).
-bool shard_holds(const v4::Shard& shard, const v4::TensorSpec& t);
 
 // The plan of every rank; make_shard's errors (stages that do not divide ranks, more stages than
 // main blocks, more processes per stage than routed experts) as they are.

@@ -141,7 +141,7 @@ TEST(RankPlan, PipelineHoldsEveryTensorOnTheRightRanks) {
     for (const TensorSpec& t : table.entries()) {
       std::vector<int32_t> holders;
       for (const RankMemory& r : p.per_rank) {
-        if (shard_holds(r.shard, t)) holders.push_back(r.shard.rank);
+        if (v4::holds_tensor(r.shard, t)) holders.push_back(r.shard.rank);
       }
       std::vector<int32_t> expected;
       if (is_mtp(c, t)) {
