@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "cli/bench_spec.h"
+#include "cli/bench_parallel.h"
 #include "cli/bench_stream.h"
 #include "cli/engine_flags.h"
 #include "cli/command.h"
@@ -84,6 +85,7 @@ struct Timings {
   double roofline_fraction = 0;
   uint64_t peak_rss = 0;          // before the probe buffer exists
   std::vector<StreamRep> stream;  // streamed experts: per repetition
+  std::optional<ParallelFigures> parallel;  // a parallel run (mpirun)
 };
 
 // Aggregate decode tokens/s of `batch` sequences stepped together (medians over reps): each is
@@ -164,16 +166,35 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
   std::optional<engine::ReadProbe> probe;
   Timings t;
   t.threads = eng->pool().n_threads();
+  v4::Exchange* exchange = eng->exchange();
+  if (exchange != nullptr) t.parallel = ParallelFigures{.shard = exchange->shard()};
+  // The exchange's counters of one phase, added to `phase`, and reset.
+  auto take_exchange = [&](ParallelPhase& phase, int64_t tokens, double seconds) {
+    if (exchange == nullptr) return;
+    const parallel::ExchangeStats s = parallel::exchange_stats(*exchange);
+    phase.stats.gathers += s.gathers;
+    phase.stats.gather_bytes_in += s.gather_bytes_in;
+    phase.stats.gather_rows += s.gather_rows;
+    phase.stats.stream_bytes_out += s.stream_bytes_out;
+    phase.stats.stream_bytes_in += s.stream_bytes_in;
+    phase.stats.output_bytes_in += s.output_bytes_in;
+    phase.stats.seconds += s.seconds;
+    phase.tokens += tokens;
+    phase.seconds += seconds;
+    parallel::reset_exchange_stats(*exchange);
+  };
   for (int r = 0; r < std::max(o.reps, 1); ++r) {
     cache->clear();
     StreamRep rep;
     rep.gen = o.gen;
     if (experts != nullptr) experts->reset_stats();
+    if (exchange != nullptr) parallel::reset_exchange_stats(*exchange);
     auto t0 = Clock::now();
     FRUGAL_RETURN_IF_ERROR(eng->model().forward(
         *cache, {.ids = ids, .logits_mode = v4::LogitsMode::kLast, .logits = logits}));
-    prefill_tps.push_back(static_cast<double>(o.prompt) /
-                          std::chrono::duration<double>(Clock::now() - t0).count());
+    const double prefill_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    prefill_tps.push_back(static_cast<double>(o.prompt) / prefill_s);
+    if (t.parallel) take_exchange(t.parallel->prefill, o.prompt, prefill_s);
     if (experts != nullptr) {
       rep.prefill = experts->stats();
       experts->reset_stats();
@@ -189,8 +210,9 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
           *cache, {.ids = next, .logits_mode = v4::LogitsMode::kLast, .logits = logits}));
     }
     if (o.gen > 0) {
-      decode_tps.push_back(static_cast<double>(o.gen) /
-                           std::chrono::duration<double>(Clock::now() - t0).count());
+      const double decode_s = std::chrono::duration<double>(Clock::now() - t0).count();
+      decode_tps.push_back(static_cast<double>(o.gen) / decode_s);
+      if (t.parallel) take_exchange(t.parallel->decode, o.gen, decode_s);
     }
     if (experts != nullptr) {
       rep.decode = experts->stats();
@@ -385,6 +407,7 @@ Status run_bench(const BenchOptions& o) {
                           {"projected", proj}};
     }
     if (streamed) j["streamed_experts"] = stream_json(*streamed, main.decode_tps);
+    if (main.parallel) j["parallel"] = parallel_json(c, *main.parallel);
     if (!gemv.empty()) {
       nlohmann::json g = nlohmann::json::array();
       for (const GemvFigure& f : gemv) {
@@ -444,6 +467,7 @@ Status run_bench(const BenchOptions& o) {
     out += spec_cost_text(*spec);
   }
   if (streamed) out += stream_text(*streamed, main.decode_tps);
+  if (main.parallel) out += parallel_text(c, *main.parallel);
   add("peak rss %s\n", engine::format_bytes(main.peak_rss).c_str());
   return write_output(out);
 }

@@ -113,7 +113,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
     e->model_ = std::move(*model);
     FRUGAL_ASSIGN_OR_RETURN(e->exchange_, parallel::create_exchange(*shard));
     FRUGAL_RETURN_IF_ERROR(e->model_->set_exchange(e->exchange_.get()));
-    e->parallel_summary_ = parallel_summary(*shard, e->model_->weights());
+    e->parallel_summary_ = describe_share(*shard, e->model_->weights());
     std::fprintf(parallel::diagnostics(), "%s\n", e->parallel_summary_.c_str());  // each its own
   } else {
     FRUGAL_ASSIGN_OR_RETURN(e->model_, v4::Model::load(options.model_dir, *e->kernels_, lo,

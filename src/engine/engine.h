@@ -77,6 +77,9 @@ class Engine {
   const std::string& budget_summary() const { return budget_summary_; }
 
   Result<std::unique_ptr<kv::V4SequenceCache>> new_cache() const;
+  // The other processes of a parallel run (else nullptr) and the line this process printed.
+  v4::Exchange* exchange() const { return exchange_.get(); }
+  const std::string& parallel_summary() const { return parallel_summary_; }
 
  private:
   Engine() = default;

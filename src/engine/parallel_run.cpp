@@ -48,7 +48,7 @@ Result<std::optional<v4::Shard>> plan_parallel(const EngineOptions& o,
   return std::optional<v4::Shard>(shard);
 }
 
-std::string parallel_summary(const v4::Shard& shard, const v4::ModelWeights& w) {
+std::string describe_share(const v4::Shard& shard, const v4::ModelWeights& w) {
   // The bytes of the tensors this process holds, as the checkpoint stores them.
   const v4::TensorTable table(w.config);
   uint64_t held = 0;

@@ -24,6 +24,6 @@ Result<std::optional<v4::Shard>> plan_parallel(const EngineOptions& options,
 
 // "rank 1 of 2: experts 128-255 of 256: 5.21 GiB of weights (copied 5.21 GiB, mapped 0 B),
 // resident 5.30 GiB".
-std::string parallel_summary(const v4::Shard& shard, const v4::ModelWeights& weights);
+std::string describe_share(const v4::Shard& shard, const v4::ModelWeights& weights);
 
 }  // namespace frugal::engine
