@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The real `frugal` binary under mpirun (docs/PARALLEL.md), on the shipped tiny model:
 #   1. perplexity with 2 processes (expert parallel, then 2 pipeline stages) prints the same
-#      figure as one process, and only rank 0 writes standard output;
+#      figure as one process, and only rank 0 writes standard output; chat, whose input reaches
+#      rank 0 alone, replies as one process does;
 #   2. a process killed mid-run (kill -9) stops the whole run: mpirun exits non-zero within 60 s
 #      and names the rank, never a hang;
 #   3. a process running a different binary (a copy with one byte appended) is refused at
@@ -38,6 +39,17 @@ for flags in "--parallel-experts" "--pipeline-stages 2"; do
   grep -q "rank 1 of 2" "$work/err" || fail "$flags: rank 1 did not report its share"
 done
 echo "perplexity under mpirun -np 2 equals one process's: $one"
+
+# Chat: rank 0's input lines reach every process; two turns, sampled, the same reply as alone.
+chat_in=$'To be, or not to be\nWhat light through yonder window breaks'
+chat_flags=(-m "$model" -t 1 -n 24 --temp 0.8 --seed 7 --spec off)  # auto is off under mpirun
+one=$(printf '%s\n' "$chat_in" | "$frugal" chat "${chat_flags[@]}" 2>/dev/null) ||
+  fail "chat, one process: exit $?"
+out=$(printf '%s\n' "$chat_in" | timeout 120 "${mpi[@]}" -np 2 "$frugal" chat "${chat_flags[@]}" \
+      --parallel-experts 2>"$work/err") || { cat "$work/err" >&2; fail "chat under mpirun: exit $?"; }
+[ "$out" = "$one" ] || fail "chat under mpirun -np 2 replied '$out', one process '$one'"
+[ "$(printf '%s\n' "$out" | wc -l)" -ge 2 ] || fail "chat printed fewer than two replies: '$out'"
+echo "chat under mpirun -np 2 gives one process's replies"
 
 # 2. A process killed mid-run stops the run. A long input (the excerpt 40 times) keeps it busy.
 for _ in $(seq 40); do cat "$text"; done >"$work/long.txt"

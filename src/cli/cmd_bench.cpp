@@ -167,7 +167,10 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
   Timings t;
   t.threads = eng->pool().n_threads();
   v4::Exchange* exchange = eng->exchange();
-  if (exchange != nullptr) t.parallel = ParallelFigures{.shard = exchange->shard()};
+  if (exchange != nullptr) {
+    t.parallel.emplace();
+    t.parallel->shard = exchange->shard();
+  }
   // The exchange's counters of one phase, added to `phase`, and reset.
   auto take_exchange = [&](ParallelPhase& phase, int64_t tokens, double seconds) {
     if (exchange == nullptr) return;

@@ -55,10 +55,6 @@ chat::Message assistant_message(const std::string& reply, chat::ThinkingMode mod
 Status run_chat(const ChatOptions& o) {
   FRUGAL_ASSIGN_OR_RETURN(engine::EngineOptions eo, engine_options(o.gen));
   FRUGAL_ASSIGN_OR_RETURN(const engine::GenerateOptions go, generate_options(o.gen));
-  if (parallel::world_size() > 1) {  // its input reaches rank 0 alone
-    return unsupported("frugal chat under mpirun: only run, perplexity, bench and profile run in "
-                       "parallel so far (docs/PARALLEL.md)");
-  }
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Generator> gen,
                           engine::Generator::create(*eng, go));
@@ -77,7 +73,10 @@ Status run_chat(const ChatOptions& o) {
       std::fputs("> ", stdout);
       std::fflush(stdout);
     }
-    if (!std::getline(std::cin, line)) break;
+    // Under mpirun only rank 0 has the input: it hands each line to every process.
+    bool more = parallel::world_rank() == 0 && static_cast<bool>(std::getline(std::cin, line));
+    FRUGAL_RETURN_IF_ERROR(parallel::share_input(&line, &more));
+    if (!more) break;
     if (line.empty()) continue;
     if (line == "/exit" || line == "/quit") break;
     if (line == "/reset") {

@@ -98,8 +98,9 @@ Status run_serve(const ServeOptions& o) {
   FRUGAL_RETURN_IF_ERROR(apply_engine_flags(o.engine, eo));
   eo.reserve_bytes = prefix_bytes;  // the prefix snapshots count under a memory budget
   if (parallel::world_size() > 1) {  // its input reaches rank 0 alone
-    return unsupported("frugal serve under mpirun: only run, perplexity, bench and profile run in "
-                       "parallel so far (docs/PARALLEL.md)");
+    return unsupported(
+        "frugal serve under mpirun: only run, chat, perplexity, bench and profile run in parallel "
+        "so far (docs/PARALLEL.md)");
   }
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
 

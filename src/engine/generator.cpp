@@ -90,10 +90,18 @@ Result<std::unique_ptr<Generator>> Generator::create(Engine& engine,
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<kv::V4SequenceCache> cache, engine.new_cache());
   std::unique_ptr<Generator> g(
       new Generator(engine, options, std::move(sampler), std::move(stop), std::move(cache)));
+  // A parallel run (docs/PARALLEL.md): every process must make the same calls, so auto's timing
+  // decision (each process would time its own rounds) is off; the MTP block needs one stage.
+  const v4::Exchange* exchange = engine.exchange();
+  if (exchange != nullptr && options.spec.mode == SpecMode::kOn && exchange->shard().stages > 1) {
+    return unsupported("--spec " + std::to_string(options.spec.draft_tokens) +
+                       ": speculative decoding needs the MTP block in one pipeline stage; run "
+                       "with --spec off or without --pipeline-stages");
+  }
   if (options.spec.mode == SpecMode::kOn) {
     FRUGAL_ASSIGN_OR_RETURN(g->spec_,
                             Speculator::create(engine.model(), options.spec.draft_tokens));
-  } else if (options.spec.mode == SpecMode::kAuto) {
+  } else if (options.spec.mode == SpecMode::kAuto && exchange == nullptr) {
     if (options.spec.probe_rounds < 1) return invalid_argument("spec probe_rounds must be >= 1");
     // auto runs only where it can: a model without an MTP block, or a chunk too small for the
     // verify pass, decodes plainly.

@@ -141,6 +141,7 @@ MemoryPlan plan_memory(const v4::DeepSeekV4Config& c, int64_t ctx) {
   p.ctx = ctx;
   p.n_layers = c.n_layers;
   p.decode_bytes_per_token = decode_weight_bytes_per_token(c);
+  p.prefill_flops_per_token = prefill_matmul_flops_per_token(c);
   p.spec = spec_cost_by_bytes(c, 2);
   const v4::TensorTable table(c);
   for (const v4::TensorSpec& s : table.entries()) {
@@ -370,6 +371,7 @@ std::string memory_plan_json(const MemoryPlan& p) {
   j["mla_ratio"] = p.mla_bytes_per_token / p.kv_bytes_per_token_fp8;
   j["mha_ratio"] = p.mha_bytes_per_token / p.kv_bytes_per_token_fp8;
   j["decode_weight_bytes_per_token"] = p.decode_bytes_per_token;
+  j["prefill_matmul_flops_per_token"] = p.prefill_flops_per_token;
   if (!p.spec.verify.empty()) {
     j["speculative_by_bytes"] = {{"verify_cost", p.spec.verify}, {"mtp_step_cost", p.spec.mtp}};
   }

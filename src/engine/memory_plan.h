@@ -63,6 +63,7 @@ struct MemoryPlan {
   uint64_t placed_weight_bytes = 0;
   int64_t n_layers = 0;
   uint64_t decode_bytes_per_token = 0;  // decode_weight_bytes_per_token
+  uint64_t prefill_flops_per_token = 0;  // prefill_matmul_flops_per_token
   SpecCostModel spec;                   // spec_cost_by_bytes(k = 2)
 };
 

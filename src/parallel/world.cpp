@@ -1,6 +1,8 @@
 #include "parallel/world.h"
 
 #include <chrono>
+#include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -60,6 +62,30 @@ int world_size() {
   }
 #endif
   return 1;
+}
+
+Status share_input(std::string* line, bool* more) {
+#if FRUGAL_HAVE_MPI
+  if (world_size() == 1) return ok_status();
+  // [0]: more, [1]: the length; then the bytes.
+  uint64_t head[2] = {*more ? 1u : 0u, line->size()};
+  if (MPI_Bcast(head, 2, MPI_UINT64_T, 0, MPI_COMM_WORLD) != MPI_SUCCESS) {
+    return io_error("MPI_Bcast of rank 0's input failed");
+  }
+  *more = head[0] != 0;
+  if (head[1] > static_cast<uint64_t>(INT_MAX)) {
+    return out_of_range("an input line of " + std::to_string(head[1]) + " bytes (more than 2 GiB)");
+  }
+  line->resize(head[1]);
+  if (head[1] > 0 && MPI_Bcast(line->data(), static_cast<int>(head[1]), MPI_CHAR, 0,
+                               MPI_COMM_WORLD) != MPI_SUCCESS) {
+    return io_error("MPI_Bcast of rank 0's input failed");
+  }
+#else
+  (void)line;
+  (void)more;
+#endif
+  return ok_status();
 }
 
 Result<std::unique_ptr<World>> World::start(int* argc, char*** argv) {

@@ -60,6 +60,11 @@ class World {
   int size_ = 1;
 };
 
+// Rank 0's line of input (chat reads standard input, which mpirun gives to rank 0 alone) handed
+// to every process: on rank 0 `line` and `more` (false at the end of the input) are read, on the
+// others they are written. Called by every process in the same order; a no-op in one process.
+Status share_input(std::string* line, bool* more);
+
 // The exchange of `shard` over MPI_COMM_WORLD (collectives: every process calls it, in the
 // same order). An error in a build without MPI.
 Result<std::unique_ptr<v4::Exchange>> create_exchange(const v4::Shard& shard);

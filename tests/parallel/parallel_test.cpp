@@ -9,6 +9,7 @@
 // process on a different checkpoint stops every process with an error naming the rank.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -178,6 +179,19 @@ TEST(PipelineAndExperts, LogitsEqualOneProcess) {
   expect_same_as_one_process(random_model(), true, 2);
 }
 
+// A larger checkpoint named by FRUGAL_PARALLEL_TEST_MODEL (e.g. `frugal synth --preset v4-flash
+// --layers 2`: V4-Flash's dims, 12 GiB), for a check by hand: expert parallel over every process,
+// and 2 stages (of one process each, or with the experts shared in each) when the model has the
+// blocks for them.
+TEST(ModelFromEnvironment, LogitsEqualOneProcess) {
+  const char* dir = std::getenv("FRUGAL_PARALLEL_TEST_MODEL");
+  if (dir == nullptr || *dir == '\0') GTEST_SKIP() << "FRUGAL_PARALLEL_TEST_MODEL is not set";
+  expect_same_as_one_process(dir, true, 1);
+  if (parallel::world_size() % 2 == 0) {
+    expect_same_as_one_process(dir, parallel::world_size() > 2, 2);
+  }
+}
+
 TEST(PipelineParallel, MtpRefusedWithAClearError) {
   if (parallel::world_size() < 2) GTEST_SKIP() << "one process";
   auto eng = engine::Engine::load(options(random_model(), false, parallel::world_size()));
@@ -218,7 +232,9 @@ TEST(Shares, EachProcessHoldsItsShare) {
     }
     const uint64_t expected = (*whole)->placed_bytes - others;
     EXPECT_EQ(w.placed_bytes, expected) << w.shard.describe();
-    if (w.shard.expert_ranks > 1) EXPECT_LT(w.placed_bytes, (*whole)->placed_bytes);
+    if (w.shard.expert_ranks > 1) {
+      EXPECT_LT(w.placed_bytes, (*whole)->placed_bytes);
+    }
   }
 }
 
