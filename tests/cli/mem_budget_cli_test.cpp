@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "mem_json.h"
 #include "run_binary.h"
 
 namespace frugal {
@@ -19,17 +20,10 @@ using cli_test::run;
 using cli_test::RunResult;
 using nlohmann::json;
 
-const std::string kFlash =
-    std::string(FRUGAL_SOURCE_DIR) + "/tests/fixtures/configs/deepseek-v4-flash.json";
+using cli_test::mem_json;
+const std::string& kFlash = cli_test::kFlashConfig;
 const std::string kTiny = std::string(FRUGAL_SOURCE_DIR) + "/models/tiny-v4";
 
-json mem_json(const std::vector<std::string>& args) {
-  std::vector<std::string> all = {"mem", "--json"};
-  all.insert(all.end(), args.begin(), args.end());
-  const RunResult r = run(all);
-  EXPECT_EQ(r.rc, 0) << r.err;
-  return json::parse(r.out);
-}
 
 TEST(MemBudget, FlashConfigOnly) {
   const json j = mem_json({"-m", kFlash, "--config-only", "--budget", "32G"});

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "mem_json.h"
 #include "run_binary.h"
 
 namespace frugal {
@@ -17,15 +18,12 @@ using cli_test::run;
 using cli_test::RunResult;
 using nlohmann::json;
 
-const std::string kFlash =
-    std::string(FRUGAL_SOURCE_DIR) + "/tests/fixtures/configs/deepseek-v4-flash.json";
+const std::string& kFlash = cli_test::kFlashConfig;
 
-json mem_json(const std::vector<std::string>& args) {
-  std::vector<std::string> all = {"mem", "--json", "-m", kFlash, "--config-only"};
+json mem_json(const std::vector<std::string>& args) {  // of the V4-Flash config
+  std::vector<std::string> all = {"-m", kFlash, "--config-only"};
   all.insert(all.end(), args.begin(), args.end());
-  const RunResult r = run(all);
-  EXPECT_EQ(r.rc, 0) << r.err;
-  return json::parse(r.out);
+  return cli_test::mem_json(all);
 }
 
 TEST(MemRanks, FlashTwoRanksJson) {
