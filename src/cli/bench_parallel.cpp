@@ -20,7 +20,8 @@ PerToken per_token(const v4::DeepSeekV4Config& c, const ParallelPhase& p) {
   const parallel::ExchangeStats& s = p.stats;
   // gather_rows counts n_activated_experts rows per token per call.
   const double token_layers = static_cast<double>(s.gather_rows) / c.n_activated_experts;
-  if (token_layers > 0) t.gather_bytes_per_layer = static_cast<double>(s.gather_bytes_in) / token_layers;
+  if (token_layers > 0)
+    t.gather_bytes_per_layer = static_cast<double>(s.gather_bytes_in) / token_layers;
   t.stream_bytes_out = static_cast<double>(s.stream_bytes_out) / n;
   t.stream_bytes_in = static_cast<double>(s.stream_bytes_in) / n;
   t.output_bytes = static_cast<double>(s.output_bytes_in) / n;

@@ -35,11 +35,11 @@
 #include <string>
 #include <vector>
 
-#include "cli/bench_spec.h"
 #include "cli/bench_parallel.h"
+#include "cli/bench_spec.h"
 #include "cli/bench_stream.h"
-#include "cli/engine_flags.h"
 #include "cli/command.h"
+#include "cli/engine_flags.h"
 #include "cli/gen_options.h"
 #include "engine/disk_probe.h"
 #include "engine/engine.h"
@@ -83,8 +83,8 @@ struct Timings {
   // median of the per-repetition ratios decode weight GB/s / bandwidth.
   double read_gbps = 0;
   double roofline_fraction = 0;
-  uint64_t peak_rss = 0;          // before the probe buffer exists
-  std::vector<StreamRep> stream;  // streamed experts: per repetition
+  uint64_t peak_rss = 0;                    // before the probe buffer exists
+  std::vector<StreamRep> stream;            // streamed experts: per repetition
   std::optional<ParallelFigures> parallel;  // a parallel run (mpirun)
 };
 

@@ -15,11 +15,11 @@
 #include <iostream>
 #include <memory>
 
-#include "parallel/world.h"
 #include "chat/encoding.h"
 #include "chat/parse.h"
 #include "cli/command.h"
 #include "cli/gen_options.h"
+#include "parallel/world.h"
 
 namespace frugal::cli {
 namespace {

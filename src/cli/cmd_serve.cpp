@@ -12,10 +12,10 @@
 #include <filesystem>
 #include <thread>
 
-#include "parallel/world.h"
-#include "cli/engine_flags.h"
 #include "cli/command.h"
+#include "cli/engine_flags.h"
 #include "engine/memory_plan.h"
+#include "parallel/world.h"
 #include "serve/scheduler.h"
 #include "serve/server.h"
 
@@ -96,7 +96,7 @@ Status run_serve(const ServeOptions& o) {
   eo.max_chunk = o.chunk > 0 ? o.chunk : std::max<int64_t>(64, 2 * o.parallel);
   FRUGAL_ASSIGN_OR_RETURN(eo.cache, engine::parse_cache_format(o.cache));
   FRUGAL_RETURN_IF_ERROR(apply_engine_flags(o.engine, eo));
-  eo.reserve_bytes = prefix_bytes;  // the prefix snapshots count under a memory budget
+  eo.reserve_bytes = prefix_bytes;   // the prefix snapshots count under a memory budget
   if (parallel::world_size() > 1) {  // its input reaches rank 0 alone
     return unsupported(
         "frugal serve under mpirun: only run, chat, perplexity, bench and profile run in parallel "

@@ -13,8 +13,7 @@
 
 namespace {
 
-void print_error(const std::string& where, const std::string& message,
-                 std::FILE* to = stderr) {
+void print_error(const std::string& where, const std::string& message, std::FILE* to = stderr) {
   std::string line = message;
   for (char& c : line) {
     if (c == '\n') c = ' ';  // one line, whatever the message

@@ -48,11 +48,12 @@ uint64_t slot_bytes_of(const v4::TensorTable& table, const v4::DeepSeekV4Config&
 }
 
 uint64_t resident_of(const v4::TensorTable& table, const v4::DeepSeekV4Config& c, bool with_mtp,
-                     std::map<std::string, uint64_t>* by_kind) {
+                     const v4::Shard* shard, std::map<std::string, uint64_t>* by_kind) {
   uint64_t total = 0;
   for (const v4::TensorSpec& s : table.entries()) {
     if (is_routed_expert(s.kind)) continue;
     if (!with_mtp && s.block != v4::kNoBlock && c.is_mtp_block(s.block)) continue;
+    if (shard != nullptr && !v4::holds_tensor(*shard, s)) continue;
     total += s.bytes();
     if (by_kind != nullptr) (*by_kind)[weight_group(s, c.n_layers)] += s.bytes();
   }
@@ -65,12 +66,19 @@ uint64_t expert_slot_bytes(const v4::DeepSeekV4Config& c) {
   return slot_bytes_of(v4::TensorTable(c), c);
 }
 
-uint64_t resident_weight_bytes(const v4::DeepSeekV4Config& c, bool with_mtp) {
-  return resident_of(v4::TensorTable(c), c, with_mtp, nullptr);
+uint64_t resident_weight_bytes(const v4::DeepSeekV4Config& c, bool with_mtp,
+                               const v4::Shard* shard) {
+  return resident_of(v4::TensorTable(c), c, with_mtp, shard, nullptr);
 }
 
-int64_t streamed_expert_count(const v4::DeepSeekV4Config& c, bool with_mtp) {
-  return c.n_routed_experts * (c.n_layers + (with_mtp ? c.n_mtp_layers : 0));
+int64_t streamed_expert_count(const v4::DeepSeekV4Config& c, bool with_mtp,
+                              const v4::Shard* shard) {
+  if (shard == nullptr) return c.n_routed_experts * (c.n_layers + (with_mtp ? c.n_mtp_layers : 0));
+  int64_t blocks = 0;
+  for (int64_t b = 0; b < c.n_blocks(); ++b) {
+    if (shard->holds_block(b) && (with_mtp || !c.is_mtp_block(b))) ++blocks;
+  }
+  return blocks * (shard->end_expert - shard->first_expert);
 }
 
 uint64_t activation_bytes_for(const v4::DeepSeekV4Config& c, int64_t max_chunk,
@@ -80,16 +88,17 @@ uint64_t activation_bytes_for(const v4::DeepSeekV4Config& c, int64_t max_chunk,
 }
 
 Result<BudgetPlan> plan_budget(const v4::DeepSeekV4Config& c, uint64_t budget,
-                               uint64_t activation_bytes, uint64_t kv_bytes, bool with_mtp) {
+                               uint64_t activation_bytes, uint64_t kv_bytes, bool with_mtp,
+                               const v4::Shard* shard) {
   BudgetPlan p;
   p.budget = budget;
   p.with_mtp = with_mtp;
   const v4::TensorTable table(c);
-  p.resident_weight_bytes = resident_of(table, c, with_mtp, &p.resident_by_kind);
+  p.resident_weight_bytes = resident_of(table, c, with_mtp, shard, &p.resident_by_kind);
   p.activation_bytes = activation_bytes;
   p.kv_bytes = kv_bytes;
   p.slot_bytes = slot_bytes_of(table, c);
-  p.streamed_experts = streamed_expert_count(c, with_mtp);
+  p.streamed_experts = streamed_expert_count(c, with_mtp, shard);
   p.min_slots = std::min(kMinSlotsPerToken * c.n_activated_experts, p.streamed_experts);
   const uint64_t fixed =
       p.resident_weight_bytes + p.activation_bytes + p.kv_bytes + p.overhead_bytes;

@@ -22,6 +22,7 @@
 
 #include "core/status.h"
 #include "model/v4/config.h"
+#include "model/v4/shard.h"
 
 namespace frugal::engine {
 
@@ -39,11 +40,15 @@ inline constexpr uint64_t kDirectIoAlign = 4096;
 uint64_t expert_slot_bytes(const v4::DeepSeekV4Config& c);
 
 // Bytes of every tensor but the routed experts, of the main blocks and, only when with_mtp, of
-// the MTP blocks.
-uint64_t resident_weight_bytes(const v4::DeepSeekV4Config& c, bool with_mtp);
+// the MTP blocks; with a shard (one process of a parallel run, docs/PARALLEL.md), of the tensors
+// it holds.
+uint64_t resident_weight_bytes(const v4::DeepSeekV4Config& c, bool with_mtp,
+                               const v4::Shard* shard = nullptr);
 
-// Routed experts that stream: n_routed_experts x (main blocks, plus the MTP blocks when with_mtp).
-int64_t streamed_expert_count(const v4::DeepSeekV4Config& c, bool with_mtp);
+// Routed experts that stream: n_routed_experts x (main blocks, plus the MTP blocks when with_mtp);
+// with a shard, the experts it holds in the blocks it holds.
+int64_t streamed_expert_count(const v4::DeepSeekV4Config& c, bool with_mtp,
+                              const v4::Shard* shard = nullptr);
 
 struct BudgetPlan {
   uint64_t budget = 0;
@@ -76,8 +81,10 @@ uint64_t activation_bytes_for(const v4::DeepSeekV4Config& c, int64_t max_chunk,
 
 // The plan for `budget` bytes. An error when budget < min_budget, naming both: "--mem-budget 3.0
 // GiB is below the minimum 4.2 GiB for this model (resident weights 2.9 GiB, ...)".
+// With a shard: the plan of that process (its resident tensors and its experts).
 Result<BudgetPlan> plan_budget(const v4::DeepSeekV4Config& c, uint64_t budget,
-                               uint64_t activation_bytes, uint64_t kv_bytes, bool with_mtp);
+                               uint64_t activation_bytes, uint64_t kv_bytes, bool with_mtp,
+                               const v4::Shard* shard = nullptr);
 
 // The memory this process may still use: MemAvailable, lowered to the memory cgroup's limit
 // minus its usage where one is set (cgroup v2 memory.max / memory.current, v1

@@ -9,11 +9,11 @@
 #include <thread>
 
 #include "core/progress.h"
-#include "kernels/isa.h"
-#include "parallel/world.h"
 #include "engine/memory_plan.h"
 #include "engine/parallel_run.h"
 #include "engine/streaming.h"
+#include "kernels/isa.h"
+#include "parallel/world.h"
 
 namespace frugal::engine {
 namespace {
@@ -74,19 +74,24 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
   std::unique_ptr<Engine> e(new Engine());
   e->options_ = options;
   FRUGAL_ASSIGN_OR_RETURN(const v4::DeepSeekV4Config config, v4::load_config(options.model_dir));
-  // A parallel run: this process's shard (each process holds its share in memory; no streaming).
+  // A parallel run: this process's shard, and its budget when its experts stream.
   FRUGAL_ASSIGN_OR_RETURN(const std::optional<v4::Shard> shard, plan_parallel(options, config));
-  StreamDecision stream;
-  if (!shard.has_value()) {
-    FRUGAL_ASSIGN_OR_RETURN(stream, decide_streaming(options, config));
-  }
+  const v4::Shard* my_shard = shard.has_value() ? &*shard : nullptr;
+  // In a parallel run a step that fails on one process fails on all of them, named by rank:
+  // the others would otherwise wait for it in their next collective.
+  auto agreed = [&](const Status& st, const std::string& what) {
+    return my_shard != nullptr ? parallel::agree(st, what) : st;
+  };
+  Result<StreamDecision> decided = decide_streaming(options, config, my_shard);
+  FRUGAL_RETURN_IF_ERROR(agreed(decided.status(), "cannot run under its budget"));
+  FRUGAL_ASSIGN_OR_RETURN(const StreamDecision stream, std::move(decided));
   const bool copying = options.weights_in_ram || stream.stream;
   // On a terminal, a copy into huge pages shows bytes, rate and time left; otherwise one line
   // once the load has taken a second. Quiet when piped.
   const bool draw_bytes = copying && options.progress && stderr_is_terminal();
   LoadProgress progress(options.progress && !draw_bytes, options.model_dir);
   ByteProgress bytes({.what = "loading " + options.model_dir,
-                      .total = stream.stream ? resident_weight_bytes(config, true)
+                      .total = stream.stream ? resident_weight_bytes(config, true, my_shard)
                                              : plan_memory(config, 1).weights_bytes,
                       .enabled = draw_bytes});
   FRUGAL_ASSIGN_OR_RETURN(e->pool_, ThreadPool::create({.n_threads = options.threads}));
@@ -104,30 +109,33 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
     lo.shared_expert_clamp = v4::SharedExpertClamp::kUnclamped;
   }
   if (shard.has_value()) {
-    FRUGAL_RETURN_IF_ERROR(
-        parallel::check_same_run(options.model_dir, std::string(kernels::isa_name(e->kernels_->isa()))));
+    FRUGAL_RETURN_IF_ERROR(parallel::check_same_run(
+        options.model_dir, std::string(kernels::isa_name(e->kernels_->isa()))));
     lo.shard = &*shard;
     Result<std::unique_ptr<v4::Model>> model =
         v4::Model::load(options.model_dir, *e->kernels_, lo, model_options(options));
-    FRUGAL_RETURN_IF_ERROR(parallel::agree(model.status(), "could not load its shard"));
+    FRUGAL_RETURN_IF_ERROR(agreed(model.status(), "could not load its shard"));
     e->model_ = std::move(*model);
     FRUGAL_ASSIGN_OR_RETURN(e->exchange_, parallel::create_exchange(*shard));
     FRUGAL_RETURN_IF_ERROR(e->model_->set_exchange(e->exchange_.get()));
     e->parallel_summary_ = describe_share(*shard, e->model_->weights());
     std::fprintf(parallel::diagnostics(), "%s\n", e->parallel_summary_.c_str());  // each its own
   } else {
-    FRUGAL_ASSIGN_OR_RETURN(e->model_, v4::Model::load(options.model_dir, *e->kernels_, lo,
-                                                       model_options(options)));
+    FRUGAL_ASSIGN_OR_RETURN(
+        e->model_, v4::Model::load(options.model_dir, *e->kernels_, lo, model_options(options)));
   }
   if (stream.stream) {
-    FRUGAL_ASSIGN_OR_RETURN(StreamSetup setup, start_streaming(stream, options, *e->model_));
+    Result<StreamSetup> started = start_streaming(stream, options, *e->model_);
+    FRUGAL_RETURN_IF_ERROR(agreed(started.status(), "could not start its expert cache"));
+    StreamSetup& setup = *started;
     e->expert_cache_ = std::move(setup.cache);
     e->budget_summary_ = std::move(setup.summary);
-    std::fprintf(stderr, "%s\n", e->budget_summary_.c_str());  // always: the user's numbers
+    std::fprintf(parallel::diagnostics(), "%s\n", e->budget_summary_.c_str());  // always
   }
   if (options.load_tokenizer) {
-    FRUGAL_ASSIGN_OR_RETURN(tokenizer::Tokenizer tok,
-                            tokenizer::Tokenizer::load_dir(options.model_dir));
+    Result<tokenizer::Tokenizer> loaded = tokenizer::Tokenizer::load_dir(options.model_dir);
+    FRUGAL_RETURN_IF_ERROR(agreed(loaded.status(), "could not load the tokenizer"));
+    tokenizer::Tokenizer tok = std::move(*loaded);
     if (tok.vocab_size() > e->model_->config().vocab_size) {
       return invalid_argument(options.model_dir +
                               "/tokenizer.json: " + std::to_string(tok.vocab_size()) +

@@ -62,9 +62,9 @@ struct MemoryPlan {
   // the copied pages of the mapping are dropped, so these replace mapped bytes, not add to them.
   uint64_t placed_weight_bytes = 0;
   int64_t n_layers = 0;
-  uint64_t decode_bytes_per_token = 0;  // decode_weight_bytes_per_token
+  uint64_t decode_bytes_per_token = 0;   // decode_weight_bytes_per_token
   uint64_t prefill_flops_per_token = 0;  // prefill_matmul_flops_per_token
-  SpecCostModel spec;                   // spec_cost_by_bytes(k = 2)
+  SpecCostModel spec;                    // spec_cost_by_bytes(k = 2)
 };
 
 // The group frugal mem reports a tensor's bytes under (MemoryPlan::weights_by_kind): "mtp" for

@@ -38,13 +38,8 @@ Result<std::optional<v4::Shard>> plan_parallel(const EngineOptions& o,
                             " processes puts several in a stage: add --parallel-experts to share "
                             "each stage's routed experts among them");
   }
-  if (o.mem_budget.has_value()) {
-    return unsupported(
-        "--mem-budget: streamed experts are not combined with a parallel run yet; each process "
-        "holds its share of the model in memory");
-  }
-  FRUGAL_ASSIGN_OR_RETURN(v4::Shard shard, v4::make_shard(config, parallel::world_rank(), ranks,
-                                                          o.pipeline_stages));
+  FRUGAL_ASSIGN_OR_RETURN(v4::Shard shard,
+                          v4::make_shard(config, parallel::world_rank(), ranks, o.pipeline_stages));
   return std::optional<v4::Shard>(shard);
 }
 

@@ -17,8 +17,7 @@ struct EngineOptions;
 // nullopt for a single process without parallel flags; else this process's shard. Errors (named
 // after the flags): several processes without --parallel-experts / --pipeline-stages, stages
 // that do not divide the processes or outnumber the blocks, a stage of several processes
-// without --parallel-experts, a build without MPI, and the memory budget (not combined with a
-// parallel run yet).
+// without --parallel-experts, a build without MPI.
 Result<std::optional<v4::Shard>> plan_parallel(const EngineOptions& options,
                                                const v4::DeepSeekV4Config& config);
 

@@ -5,6 +5,8 @@
 #include <numeric>
 
 #include "engine/memory_plan.h"
+#include "engine/rank_plan.h"
+#include "parallel/world.h"
 
 namespace frugal::engine {
 namespace {
@@ -13,10 +15,10 @@ namespace {
 // cache of files frugal does not read with O_DIRECT (tokenizer, config).
 constexpr double kDerivedShare = 0.9;
 
-uint64_t kv_reserve(const EngineOptions& o, const v4::DeepSeekV4Config& c) {
-  return kv_bytes_at(c, o.cache, o.max_seq_len).total() *
-             static_cast<uint64_t>(std::max<int64_t>(1, o.max_batch)) +
-         o.reserve_bytes;
+uint64_t kv_reserve(const EngineOptions& o, const v4::DeepSeekV4Config& c, const v4::Shard* shard) {
+  const KvBytes kv = shard != nullptr ? kv_bytes_at(c, o.cache, o.max_seq_len, *shard)
+                                      : kv_bytes_at(c, o.cache, o.max_seq_len);
+  return kv.total() * static_cast<uint64_t>(std::max<int64_t>(1, o.max_batch)) + o.reserve_bytes;
 }
 
 // The hottest (block, expert) pairs of a profile, hottest first.
@@ -36,29 +38,38 @@ std::vector<std::pair<int32_t, int32_t>> hottest(const ExpertProfile& p) {
 
 }  // namespace
 
-Result<StreamDecision> decide_streaming(const EngineOptions& o, const v4::DeepSeekV4Config& c) {
+Result<BudgetPlan> plan_budget_for(const EngineOptions& o, const v4::DeepSeekV4Config& c,
+                                   const v4::Shard* shard, uint64_t budget) {
+  const uint64_t arena = v4::Model::scratch_bytes_for(c, model_options(o), true);
+  return plan_budget(c, budget, arena, kv_reserve(o, c, shard), true, shard);
+}
+
+Result<StreamDecision> decide_streaming(const EngineOptions& o, const v4::DeepSeekV4Config& c,
+                                        const v4::Shard* shard) {
   StreamDecision d;
   if (o.stream_experts == StreamExperts::kNever) return d;
-  d.available = memory_available_for_budget();
-  const uint64_t kv = kv_reserve(o, c);
+  d.available = memory_available_for_budget() /
+                static_cast<uint64_t>(std::max(1, parallel::processes_on_this_machine()));
+  const uint64_t kv = kv_reserve(o, c, shard);
   if (o.mem_budget.has_value()) {
     d.stream = true;
     d.budget = *o.mem_budget;
   } else {
     // Derived: stream only when the whole model (with its kv and overhead) does not fit.
-    const uint64_t arena = v4::Model::scratch_bytes_for(
-        c, model_options(o),
-        false);
-    const uint64_t whole =
-        plan_memory(c, o.max_seq_len).weights_bytes + arena + kv + kBudgetOverhead;
+    const uint64_t arena = v4::Model::scratch_bytes_for(c, model_options(o), false);
+    uint64_t weights = plan_memory(c, o.max_seq_len).weights_bytes;
+    if (shard != nullptr) {
+      FRUGAL_ASSIGN_OR_RETURN(const RankPlan ranks,
+                              plan_ranks(c, shard->ranks, shard->stages, o.max_seq_len, o.cache));
+      weights = ranks.per_rank[static_cast<size_t>(shard->rank)].weights_bytes;
+    }
+    const uint64_t whole = weights + arena + kv + kBudgetOverhead;
     if (d.available == 0 || whole <= d.available) return d;
     d.stream = true;
     d.derived = true;
     d.budget = static_cast<uint64_t>(kDerivedShare * static_cast<double>(d.available));
   }
-  const uint64_t arena = v4::Model::scratch_bytes_for(
-      c, model_options(o), true);
-  Result<BudgetPlan> p = plan_budget(c, d.budget, arena, kv, true);
+  Result<BudgetPlan> p = plan_budget_for(o, c, shard, d.budget);
   if (!p.ok()) {
     return d.derived ? p.status().with_context("the model does not fit in the memory available (" +
                                                format_bytes(d.available) +
@@ -71,9 +82,10 @@ Result<StreamDecision> decide_streaming(const EngineOptions& o, const v4::DeepSe
 Result<StreamSetup> start_streaming(const StreamDecision& d, const EngineOptions& o,
                                     v4::Model& model) {
   const v4::DeepSeekV4Config& c = model.config();
+  const v4::Shard* shard = model.weights().shard.whole() ? nullptr : &model.weights().shard;
   StreamSetup s;
-  FRUGAL_ASSIGN_OR_RETURN(s.plan,
-                          plan_budget(c, d.budget, model.scratch_bytes(), kv_reserve(o, c), true));
+  FRUGAL_ASSIGN_OR_RETURN(s.plan, plan_budget(c, d.budget, model.scratch_bytes(),
+                                              kv_reserve(o, c, shard), true, shard));
   stream::ExpertCacheOptions co;
   co.slots = s.plan.slots;
   co.prefetch = o.prefetch_experts;
@@ -95,7 +107,7 @@ Result<StreamSetup> start_streaming(const StreamDecision& d, const EngineOptions
       d.derived ? (" (derived: 90% of " + format_bytes(d.available) + " available)").c_str() : "",
       format_bytes(model.weights().placed_stats.bytes() + model.weights().owned_stats.bytes())
           .c_str(),
-      format_bytes(model.scratch_bytes()).c_str(), format_bytes(kv_reserve(o, c)).c_str(),
+      format_bytes(model.scratch_bytes()).c_str(), format_bytes(kv_reserve(o, c, shard)).c_str(),
       static_cast<long long>(s.cache->slots()), format_bytes(s.cache->slot_bytes()).c_str(),
       static_cast<long long>(s.plan.streamed_experts), static_cast<long long>(s.cache->pinned()),
       s.cache->direct_io() ? "O_DIRECT" : "buffered (no O_DIRECT on this file system)");

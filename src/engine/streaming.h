@@ -23,9 +23,19 @@ struct StreamDecision {
 };
 
 // From the options and config.json alone (nothing loaded yet): a given budget below the minimum
-// (resident part, kv, overhead and the minimum slots) fails here, before the load.
+// (resident part, kv, overhead and the minimum slots) fails here, before the load. With a shard
+// (one process of a parallel run) the budget is that process's: its resident tensors, its
+// experts, its blocks' kv; a derived budget is its part of the memory available on its machine
+// (shared equally by the run's processes there).
 Result<StreamDecision> decide_streaming(const EngineOptions& options,
-                                        const v4::DeepSeekV4Config& config);
+                                        const v4::DeepSeekV4Config& config,
+                                        const v4::Shard* shard = nullptr);
+
+// The budget plan of `budget` for a model of `config` loaded with `options` (and `shard`), its
+// arena computed from the config as Model::create will size it: what decide_streaming checks;
+// tests size a budget from its min_budget and slot_bytes.
+Result<BudgetPlan> plan_budget_for(const EngineOptions& options, const v4::DeepSeekV4Config& config,
+                                   const v4::Shard* shard, uint64_t budget);
 
 struct StreamSetup {
   BudgetPlan plan;

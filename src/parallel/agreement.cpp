@@ -55,8 +55,10 @@ Status check_same_run(const std::string& model_dir, const std::string& kernel_is
   Fingerprint mine;
   Status local = ok_status();
   auto note = [&](Result<uint64_t> r, uint64_t& out) {
-    if (r.ok()) out = *r;
-    else if (local.ok()) local = r.status();
+    if (r.ok())
+      out = *r;
+    else if (local.ok())
+      local = r.status();
   };
   note(file_hash("/proc/self/exe"), mine.binary);
   note(file_hash(model_dir + "/config.json"), mine.config);
@@ -90,7 +92,8 @@ Status check_same_run(const std::string& model_dir, const std::string& kernel_is
     const Fingerprint& o = all[static_cast<size_t>(r)];
     const std::string who = "rank " + std::to_string(r) + " (" + o.host + ")";
     if (o.binary != zero.binary) problems += "; " + who + " runs a different frugal binary";
-    if (o.config != zero.config) problems += "; " + who + " has a different " + model_dir + "/config.json";
+    if (o.config != zero.config)
+      problems += "; " + who + " has a different " + model_dir + "/config.json";
     if (o.tensors != zero.tensors)
       problems += "; " + who + " has a different checkpoint in " + model_dir +
                   " (tensor names, dtypes, shapes or sizes)";
@@ -99,8 +102,8 @@ Status check_same_run(const std::string& model_dir, const std::string& kernel_is
                   " (set FRUGAL_ISA to a level every machine has)";
   }
   if (problems.empty()) return ok_status();
-  return invalid_argument("the processes of this run differ from rank 0 (" + std::string(zero.host) +
-                          ")" + problems);
+  return invalid_argument("the processes of this run differ from rank 0 (" +
+                          std::string(zero.host) + ")" + problems);
 }
 
 Status agree(const Status& local, const std::string& what) {

@@ -91,9 +91,8 @@ class MpiExchange final : public v4::Exchange {
     const auto t0 = Clock::now();
     const int root = (shard_.stages - 1) * shard_.expert_ranks;
     FRUGAL_RETURN_IF_ERROR(
-        pieces(out.data(), static_cast<int64_t>(out.size()), [&](float* p, int n) {
-          return MPI_Bcast(p, n, MPI_FLOAT, root, MPI_COMM_WORLD);
-        }));
+        pieces(out.data(), static_cast<int64_t>(out.size()),
+               [&](float* p, int n) { return MPI_Bcast(p, n, MPI_FLOAT, root, MPI_COMM_WORLD); }));
     if (shard_.rank != root) stats_.output_bytes_in += out.size() * sizeof(float);
     stats_.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     return ok_status();

@@ -1,13 +1,14 @@
 #include "parallel/world.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
-#include <unistd.h>
 #include <thread>
 #include <vector>
 
@@ -59,6 +60,22 @@ int world_size() {
     int n = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &n);
     return n;
+  }
+#endif
+  return 1;
+}
+
+int processes_on_this_machine() {
+#if FRUGAL_HAVE_MPI
+  if (world_size() > 1) {
+    MPI_Comm local;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) ==
+        MPI_SUCCESS) {
+      int n = 1;
+      MPI_Comm_size(local, &n);
+      MPI_Comm_free(&local);
+      return n;
+    }
   }
 #endif
   return 1;
@@ -149,8 +166,7 @@ bool World::finish(const Status& st, double wait_seconds) {
       std::fprintf(diagnostics(),
                    "frugal: rank %d: %s; the other processes did not finish within %.0f s: "
                    "stopping the run\n",
-                   rank_, st.ok() ? "finished" : ("error: " + st.message()).c_str(),
-                   wait_seconds);
+                   rank_, st.ok() ? "finished" : ("error: " + st.message()).c_str(), wait_seconds);
       std::fflush(diagnostics());
       MPI_Abort(MPI_COMM_WORLD, 1);
     }

@@ -24,6 +24,9 @@ bool launched_by_mpi();
 // The running world: rank 0 of 1 before World::start or without MPI.
 int world_rank();
 int world_size();
+// The run's processes on this machine (those that share its memory): 1 without MPI. A collective
+// (MPI_Comm_split_type): every process calls it.
+int processes_on_this_machine();
 
 // Where a process writes what only it can say (its share at start-up, an error of its own): the
 // standard error of rank 0 and of a single process; on the other ranks of a parallel run, whose

@@ -34,6 +34,7 @@ Result<std::unique_ptr<ExpertCache>> ExpertCache::create(const v4::ModelWeights&
   for (int64_t b = 0; b < blocks; ++b) {
     const v4::MoeWeights& m = weights.blocks[static_cast<size_t>(b)].ffn;
     for (size_t e = 0; e < m.locations.size(); ++e) {
+      if (m.locations[e].w1.weight == nullptr) continue;  // another process's (expert parallel)
       FRUGAL_ASSIGN_OR_RETURN(c->plans_[static_cast<size_t>(b * c->n_experts_) + e],
                               c->files_->plan(m.locations[e]));
       c->slot_bytes_ = std::max(c->slot_bytes_, c->plans_[b * c->n_experts_ + e].slot_bytes);

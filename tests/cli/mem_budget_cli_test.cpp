@@ -24,7 +24,6 @@ using cli_test::mem_json;
 const std::string& kFlash = cli_test::kFlashConfig;
 const std::string kTiny = std::string(FRUGAL_SOURCE_DIR) + "/models/tiny-v4";
 
-
 TEST(MemBudget, FlashConfigOnly) {
   const json j = mem_json({"-m", kFlash, "--config-only", "--budget", "32G"});
   EXPECT_EQ(j["budget"], uint64_t{32} << 30);

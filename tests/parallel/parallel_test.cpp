@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/streaming.h"
 #include "format/safetensors.h"
 #include "model/v4/synth.h"
 #include "model/v4/tensor_table.h"
@@ -89,9 +90,10 @@ Outputs run_script(v4::Model& m, const CacheMaker& new_cache, bool with_mtp) {
   // A prompt over several spans (4 chunks of 64 each) and chunks, every position's logits.
   auto c1 = new_cache();
   out.prefill.resize(static_cast<size_t>(300 * V));
-  EXPECT_TRUE(m.forward(*c1, {.ids = span(0, 300), .logits_mode = v4::LogitsMode::kAll,
-                              .logits = out.prefill})
-                  .ok());
+  EXPECT_TRUE(
+      m.forward(*c1,
+                {.ids = span(0, 300), .logits_mode = v4::LogitsMode::kAll, .logits = out.prefill})
+          .ok());
   out.decode.resize(static_cast<size_t>(3 * V));
   for (int64_t t = 0; t < 3; ++t) {  // decode steps
     EXPECT_TRUE(m.forward(*c1, {.ids = span(300 + t, 301 + t),
@@ -115,13 +117,15 @@ Outputs run_script(v4::Model& m, const CacheMaker& new_cache, bool with_mtp) {
   auto c3 = new_cache(), c4 = new_cache();
   out.batch.resize(static_cast<size_t>(13 * V));
   std::span<float> b(out.batch);
-  const v4::BatchEntry step1[] = {
-      {.cache = c3.get(), .ids = span(0, 20), .logits = b.first(V)},
-      {.cache = c4.get(), .ids = span(5, 15), .logits_mode = v4::LogitsMode::kAll,
-       .logits = b.subspan(V, 10 * V)}};
+  const v4::BatchEntry step1[] = {{.cache = c3.get(), .ids = span(0, 20), .logits = b.first(V)},
+                                  {.cache = c4.get(),
+                                   .ids = span(5, 15),
+                                   .logits_mode = v4::LogitsMode::kAll,
+                                   .logits = b.subspan(V, 10 * V)}};
   EXPECT_TRUE(m.forward_batch(step1).ok());
-  const v4::BatchEntry step2[] = {{.cache = c3.get(), .ids = span(20, 21), .logits = b.subspan(11 * V, V)},
-                                  {.cache = c4.get(), .ids = span(15, 16), .logits = b.subspan(12 * V, V)}};
+  const v4::BatchEntry step2[] = {
+      {.cache = c3.get(), .ids = span(20, 21), .logits = b.subspan(11 * V, V)},
+      {.cache = c4.get(), .ids = span(15, 16), .logits = b.subspan(12 * V, V)}};
   EXPECT_TRUE(m.forward_batch(step2).ok());
   return out;
 }
@@ -147,7 +151,8 @@ void expect_same_as_one_process(const std::string& dir, bool experts, int stages
       **whole,
       [&] { return take(kv::V4SequenceCache::create((*whole)->config(), {.format = eo.cache})); },
       mtp);
-  EXPECT_TRUE(same_bytes(par.prefill, one.prefill)) << shard.describe() << ": prefill logits differ";
+  EXPECT_TRUE(same_bytes(par.prefill, one.prefill))
+      << shard.describe() << ": prefill logits differ";
   EXPECT_TRUE(same_bytes(par.decode, one.decode)) << shard.describe() << ": decode logits differ";
   EXPECT_TRUE(same_bytes(par.mtp, one.mtp)) << shard.describe();
   EXPECT_TRUE(same_bytes(par.mtp_logits, one.mtp_logits)) << shard.describe() << ": MTP logits";
@@ -165,6 +170,41 @@ TEST(ExpertParallel, TinyLogitsEqualOneProcess) {
 TEST(ExpertParallel, SyntheticLogitsEqualOneProcess) {  // with the MTP block
   expect_same_as_one_process(random_model(), true, 1);
 }
+// Each process streams its own experts under a budget of its own, small enough that its cache
+// evicts: the logits still equal the whole model's, resident, alone.
+TEST(ExpertParallel, StreamedUnderABudgetLogitsEqualOneProcess) {
+  for (const int stages : {1, parallel::world_size() >= 4 ? 2 : 1}) {
+    engine::EngineOptions eo = options(random_model(), true, stages);
+    auto cfg = v4::load_config(random_model());
+    ASSERT_TRUE(cfg.ok());
+    auto shard = v4::make_shard(*cfg, parallel::world_rank(), parallel::world_size(), stages);
+    ASSERT_TRUE(shard.ok()) << shard.status().to_string();
+    auto plan = engine::plan_budget_for(eo, *cfg, &*shard, uint64_t{1} << 40);
+    ASSERT_TRUE(plan.ok()) << plan.status().to_string();
+    ASSERT_GT(plan->streamed_experts, plan->min_slots) << "the budget must force evictions";
+    eo.mem_budget = plan->min_budget;  // the fewest slots: 2 x n_activated_experts
+    auto eng = engine::Engine::load(eo);
+    ASSERT_TRUE(eng.ok()) << eng.status().to_string();
+    ASSERT_NE((*eng)->expert_cache(), nullptr);
+    EXPECT_EQ((*eng)->expert_cache()->slots(), plan->min_slots);
+    const Outputs par =
+        run_script((*eng)->model(), [&] { return take((*eng)->new_cache()); }, stages == 1);
+    const stream::ExpertCacheStats st = (*eng)->expert_cache()->stats();
+    EXPECT_GT(st.misses + st.prefetch_reads, static_cast<uint64_t>(plan->min_slots))
+        << "more reads than slots: some expert was evicted";
+    auto whole = v4::Model::load(random_model(), (*eng)->kernels(), {}, engine::model_options(eo));
+    ASSERT_TRUE(whole.ok()) << whole.status().to_string();
+    const Outputs one = run_script(
+        **whole,
+        [&] { return take(kv::V4SequenceCache::create((*whole)->config(), {.format = eo.cache})); },
+        stages == 1);
+    EXPECT_TRUE(same_bytes(par.prefill, one.prefill)) << shard->describe();
+    EXPECT_TRUE(same_bytes(par.decode, one.decode)) << shard->describe();
+    EXPECT_TRUE(same_bytes(par.mtp_logits, one.mtp_logits)) << shard->describe();
+    EXPECT_TRUE(same_bytes(par.batch, one.batch)) << shard->describe();
+  }
+}
+
 TEST(PipelineParallel, TinyLogitsEqualOneProcess) {
   expect_same_as_one_process(tiny_model(), false, parallel::world_size());
 }
@@ -199,8 +239,10 @@ TEST(PipelineParallel, MtpRefusedWithAClearError) {
   const std::vector<int32_t> ids = token_ids(8, (*eng)->config().vocab_size);
   std::vector<float> logits(static_cast<size_t>((*eng)->config().vocab_size));
   auto cache = (*eng)->new_cache();
-  const Status st = (*eng)->model().forward(
-      **cache, {.ids = std::span(ids).first(4), .logits = logits, .mtp_next_ids = std::span(ids).subspan(1, 4)});
+  const Status st =
+      (*eng)->model().forward(**cache, {.ids = std::span(ids).first(4),
+                                        .logits = logits,
+                                        .mtp_next_ids = std::span(ids).subspan(1, 4)});
   EXPECT_EQ(st.code(), StatusCode::kUnsupported);
   EXPECT_NE(st.message().find("pipeline stage"), std::string::npos) << st.message();
 }

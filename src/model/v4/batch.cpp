@@ -64,11 +64,11 @@ Status Model::forward_batch(std::span<const BatchEntry> entries) {
   FRUGAL_RETURN_IF_ERROR(parallel_failure(run_batch(entries)));
   if (exchange_ == nullptr || weights_->shard.whole()) return ok_status();
   for (const BatchEntry& b : entries) {  // the last stage's logits to every process
-    const int64_t rows = b.logits_mode == LogitsMode::kAll ? static_cast<int64_t>(b.ids.size())
+    const int64_t rows = b.logits_mode == LogitsMode::kAll    ? static_cast<int64_t>(b.ids.size())
                          : b.logits_mode == LogitsMode::kLast ? 1
                                                               : 0;
-    FRUGAL_RETURN_IF_ERROR(parallel_failure(
-        exchange_->share_outputs(b.logits.first(rows * config().vocab_size))));
+    FRUGAL_RETURN_IF_ERROR(
+        parallel_failure(exchange_->share_outputs(b.logits.first(rows * config().vocab_size))));
   }
   return ok_status();
 }
@@ -91,9 +91,8 @@ Status Model::run_batch(std::span<const BatchEntry> entries) {
     std::copy(b.ids.begin(), b.ids.end(), s.bids + rows);
     rows += n;
   }
-  const Ctx ctx{*kernels_,         *weights_, rope_,    s,
-                *entries[0].cache, nullptr,   experts_, expert_counts_,
-                act_quant_,        exchange_};
+  const Ctx ctx{*kernels_, *weights_, rope_,          s,          *entries[0].cache,
+                nullptr,   experts_,  expert_counts_, act_quant_, exchange_};
   const Shard& shard = weights_->shard;
   if (shard.holds_embedding()) {
     embed_rows(ctx, s.bids, rows);  // s.x [rows, hc, dim]

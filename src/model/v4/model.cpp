@@ -272,7 +272,8 @@ Status Model::check_request(const SequenceCacheView& cache, const ForwardRequest
   if (weights_->shard.stages > 1 && !r.mtp_next_ids.empty()) {
     return unsupported(
         "forward: the MTP block (speculative decoding) needs the whole model in one pipeline "
-        "stage; this run has " + std::to_string(weights_->shard.stages) + " stages");
+        "stage; this run has " +
+        std::to_string(weights_->shard.stages) + " stages");
   }
   FRUGAL_RETURN_IF_ERROR(check_out(r.logits_mode, r.logits, "logits"));
   if (r.hidden_mode != LogitsMode::kNone) {
@@ -429,9 +430,8 @@ Status Model::run_span(SequenceCacheView& cache, const ForwardRequest& r, int64_
                        int64_t n) {
   const DeepSeekV4Config& c = config();
   Scratch& s = scratch_;
-  const Ctx ctx{*kernels_, *weights_,      rope_,      s,
-                cache,     r.on_index_select, experts_, expert_counts_,
-                act_quant_, exchange_};
+  const Ctx ctx{*kernels_,         *weights_, rope_,          s,          cache,
+                r.on_index_select, experts_,  expert_counts_, act_quant_, exchange_};
   const int64_t pos0 = cache.length();
   const int64_t hd = c.hc_dim();
   const int32_t* ids = r.ids.data() + first;
@@ -487,9 +487,8 @@ Status Model::forward_mtp(SequenceCacheView& cache, const MtpRequest& r) {
   const int64_t pos0 = cache.mtp_length();
   FRUGAL_RETURN_IF_ERROR(cache.reserve(pos0 + n));  // the only allocation point
   Scratch& s = scratch_;
-  const Ctx ctx{*kernels_, *weights_, rope_,          s,
-                cache,     nullptr,   experts_,       expert_counts_,
-                act_quant_, exchange_};
+  const Ctx ctx{*kernels_, *weights_, rope_,          s,          cache,
+                nullptr,   experts_,  expert_counts_, act_quant_, exchange_};
   std::memcpy(s.x, r.hidden.data(), n * hd * sizeof(float));  // mtp_forward clobbers its input
   const int32_t mtp_block = static_cast<int32_t>(c.n_layers);
   FRUGAL_RETURN_IF_ERROR(
@@ -518,8 +517,8 @@ Status Model::forward(SequenceCacheView& cache, const ForwardRequest& request) {
   const int64_t total = static_cast<int64_t>(request.ids.size());
   FRUGAL_RETURN_IF_ERROR(cache.reserve(cache.length() + total));  // the only allocation point
   for (int64_t first = 0; first < total; first += max_span_) {
-    FRUGAL_RETURN_IF_ERROR(parallel_failure(
-        run_span(cache, request, first, std::min(max_span_, total - first))));
+    FRUGAL_RETURN_IF_ERROR(
+        parallel_failure(run_span(cache, request, first, std::min(max_span_, total - first))));
   }
   if (exchange_ == nullptr || weights_->shard.whole()) return ok_status();
   // The last stage's outputs to every process (all of them computed them with one stage).
@@ -527,10 +526,10 @@ Status Model::forward(SequenceCacheView& cache, const ForwardRequest& request) {
   auto rows = [total](LogitsMode mode) -> int64_t {
     return mode == LogitsMode::kAll ? total : (mode == LogitsMode::kLast ? 1 : 0);
   };
-  FRUGAL_RETURN_IF_ERROR(parallel_failure(exchange_->share_outputs(
-      request.logits.first(rows(request.logits_mode) * c.vocab_size))));
-  FRUGAL_RETURN_IF_ERROR(parallel_failure(exchange_->share_outputs(
-      request.hidden.first(rows(request.hidden_mode) * c.hc_dim()))));
+  FRUGAL_RETURN_IF_ERROR(parallel_failure(
+      exchange_->share_outputs(request.logits.first(rows(request.logits_mode) * c.vocab_size))));
+  FRUGAL_RETURN_IF_ERROR(parallel_failure(
+      exchange_->share_outputs(request.hidden.first(rows(request.hidden_mode) * c.hc_dim()))));
   FRUGAL_RETURN_IF_ERROR(parallel_failure(exchange_->share_outputs(
       request.mtp_logits.first(rows(request.mtp_logits_mode) * c.vocab_size))));
   return ok_status();

@@ -52,13 +52,13 @@ struct ModelOptions {
   // pick once; with more, the chunk's queries attend in groups whose picks fit. At least
   // index_topk are used.
   int64_t csa_pool = 8192;
-  // The deployed numerics of DeepSeek's inference (architecture doc §2.A): the input of every linear
-  // whose weight is FP8 or FP4 is rounded to e4m3 in 1x128 blocks with power-of-two scales first,
-  // as the reference's act_quant before fp8_gemm / fp4_gemm. The products stay exact in f32, so the
-  // logits then differ from the reference run with activation quantization only by f32 summation
-  // order. Off (the default): f32 activations, the reference numerics of this engine. Needs the
-  // linear inputs (hidden_size, q_lora_rank, o_groups * o_lora_rank, moe_intermediate_size) to be
-  // multiples of 128.
+  // The deployed numerics of DeepSeek's inference (architecture doc §2.A): the input of every
+  // linear whose weight is FP8 or FP4 is rounded to e4m3 in 1x128 blocks with power-of-two scales
+  // first, as the reference's act_quant before fp8_gemm / fp4_gemm. The products stay exact in f32,
+  // so the logits then differ from the reference run with activation quantization only by f32
+  // summation order. Off (the default): f32 activations, the reference numerics of this engine.
+  // Needs the linear inputs (hidden_size, q_lora_rank, o_groups * o_lora_rank,
+  // moe_intermediate_size) to be multiples of 128.
   bool act_quant = false;
 };
 
@@ -177,7 +177,7 @@ class Model {
   std::vector<RopeTable> rope_;  // per block
   int64_t max_chunk_ = 0;
   bool act_quant_ = false;  // ModelOptions::act_quant
-  int64_t max_span_ = 0;  // Model::forward's rows per pass (ModelOptions::prefill_span)
+  int64_t max_span_ = 0;    // Model::forward's rows per pass (ModelOptions::prefill_span)
   int64_t max_batch_ = 1;
   std::vector<Segment> batch_segments_;  // forward_batch, [max_chunk]
   int64_t max_seq_len_ = 0;

@@ -86,7 +86,7 @@ void expert(const Ctx& ctx, const ExpertWeights& e, const float* x, int64_t m, f
     const int64_t p = std::min(rows, m - r0);
     linear(ctx, e.w1, p, x + r0 * c.dim, s.eg);  // [p, inter] gate
     linear(ctx, e.w3, p, x + r0 * c.dim, s.eu);  // [p, inter] up
-    for (int64_t t = 0; t < p; ++t) {             // weight before w2
+    for (int64_t t = 0; t < p; ++t) {            // weight before w2
       float* g = s.eg + t * inter;
       ctx.k.swiglu(g, s.eu + t * inter, inter, limit, weight ? weight[r0 + t] : 1.0f, g);
     }
@@ -190,8 +190,7 @@ Status moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t*
       if (s.eoff[e + 1] > s.eoff[e]) s.eused[used++] = e;
     }
     if (ctx.experts != nullptr && used > 0) {
-      FRUGAL_RETURN_IF_ERROR(
-          ctx.experts->begin_layer(block, {s.eused, static_cast<size_t>(used)}));
+      FRUGAL_RETURN_IF_ERROR(ctx.experts->begin_layer(block, {s.eused, static_cast<size_t>(used)}));
       if (ctx.experts->wants_hints()) hint_next(ctx, block, x, ids, n);
       for (;;) {
         const ExpertWeights* w = nullptr;

@@ -43,9 +43,7 @@ struct Shard {
     if (block >= n_layers) return stages == 1 && block < n_blocks;
     return block >= first_block && block < end_block;
   }
-  bool holds_expert(int64_t expert) const {
-    return expert >= first_expert && expert < end_expert;
-  }
+  bool holds_expert(int64_t expert) const { return expert >= first_expert && expert < end_expert; }
   // The routed experts process `expert_rank` of a stage holds: [first, end).
   int32_t expert_begin(int32_t of_expert_rank) const;
   // "rank 1 of 4: stage 0 of 2 (blocks 0-5), experts 128-255 of 256".
