@@ -39,7 +39,7 @@ packages=(
 # for the chat page, and Node.js with npm for the official `openai` client; a machine that already
 # has a node with npm (e.g. from NodeSource) keeps it, otherwise Debian's packages provide both.
 if [ "$tests" = 1 ]; then
-  packages+=(chromium)
+  packages+=(chromium curl)  # curl: scripts/mpi_serve_test.sh
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     packages+=(nodejs npm)
   fi

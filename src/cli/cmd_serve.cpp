@@ -96,13 +96,13 @@ Status run_serve(const ServeOptions& o) {
   eo.max_chunk = o.chunk > 0 ? o.chunk : std::max<int64_t>(64, 2 * o.parallel);
   FRUGAL_ASSIGN_OR_RETURN(eo.cache, engine::parse_cache_format(o.cache));
   FRUGAL_RETURN_IF_ERROR(apply_engine_flags(o.engine, eo));
-  eo.reserve_bytes = prefix_bytes;   // the prefix snapshots count under a memory budget
-  if (parallel::world_size() > 1) {  // its input reaches rank 0 alone
-    return unsupported(
-        "frugal serve under mpirun: only run, chat, perplexity, bench and profile run in parallel "
-        "so far (docs/PARALLEL.md)");
-  }
+  eo.reserve_bytes = prefix_bytes;  // the prefix snapshots count under a memory budget
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<engine::Engine> eng, engine::Engine::load(eo));
+  // A parallel run (docs/PARALLEL.md): rank 0 serves, and hands its steps to the others, which
+  // repeat them until it stops (the mirror's destructor says so on every way out of here).
+  if (parallel::world_rank() != 0) return serve::run_worker(*eng);
+  std::unique_ptr<serve::StepMirror> mirror;
+  if (parallel::world_size() > 1) mirror = std::make_unique<serve::StepMirror>();
 
   uint64_t kv_budget = 0;
   if (o.kv_budget == "auto" && eng->expert_cache() != nullptr) {
@@ -120,7 +120,8 @@ Status run_serve(const ServeOptions& o) {
                              .max_queue = o.queue,
                              .prefill_chunk = o.prefill_chunk,
                              .kv_budget = kv_budget,
-                             .prefix_cache_bytes = prefix_bytes};
+                             .prefix_cache_bytes = prefix_bytes,
+                             .mirror = mirror.get()};
   FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<serve::Scheduler> sched,
                           serve::Scheduler::create(*eng, so));
   std::string id = o.model_id;

@@ -147,7 +147,9 @@ Result<V4CacheSnapshot> V4SequenceCache::snapshot() const {
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const Block& b = blocks_[i];
     // MTP blocks are the last ones and follow mtp_length; a window-only block has no compressor.
-    const int64_t len = static_cast<int64_t>(i) >= n_main_blocks_ ? mtp_length_ : length_;
+    // Another pipeline stage's block holds nothing here (its parts stay empty).
+    const int64_t len =
+        !b.held ? 0 : (static_cast<int64_t>(i) >= n_main_blocks_ ? mtp_length_ : length_);
     auto copy = [&](const PagedEntries& pe, int64_t n) {
       std::vector<std::byte> out(static_cast<size_t>(n) * pe.entry_bytes());
       for (int64_t j = 0; j < n; ++j) {

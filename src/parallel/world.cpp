@@ -1,6 +1,8 @@
 #include "parallel/world.h"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -105,12 +107,43 @@ Status share_input(std::string* line, bool* more) {
   return ok_status();
 }
 
+Status share_words(std::vector<int64_t>* words) {
+#if FRUGAL_HAVE_MPI
+  if (world_size() == 1) return ok_status();
+  uint64_t n = words->size();
+  if (MPI_Bcast(&n, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD) != MPI_SUCCESS) {
+    return io_error("MPI_Bcast of rank 0's words failed");
+  }
+  if (n > static_cast<uint64_t>(INT_MAX)) {
+    return out_of_range(std::to_string(n) + " words in one broadcast (more than INT_MAX)");
+  }
+  words->resize(n);
+  if (n > 0 && MPI_Bcast(words->data(), static_cast<int>(n), MPI_INT64_T, 0, MPI_COMM_WORLD) !=
+                   MPI_SUCCESS) {
+    return io_error("MPI_Bcast of rank 0's words failed");
+  }
+#else
+  (void)words;
+#endif
+  return ok_status();
+}
+
 Result<std::unique_ptr<World>> World::start(int* argc, char*** argv) {
   std::unique_ptr<World> w(new World());
 #if FRUGAL_HAVE_MPI
   if (launched_by_mpi()) {
+    // MPI starts threads of its own: they must not be the ones SIGTERM / SIGINT are delivered
+    // to (frugal serve waits for them in one thread of its own, with the others blocking them),
+    // so they start with both blocked; this thread's mask is restored after.
+    sigset_t stop_signals, before;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, &before);
     int provided = 0;
-    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    const int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    if (rc != MPI_SUCCESS) {
       return unsupported("MPI_Init_thread failed: the MPI launcher's environment is not usable");
     }
     w->initialized_ = true;

@@ -8,6 +8,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "model/v4/exchange.h"
@@ -67,6 +68,10 @@ class World {
 // to every process: on rank 0 `line` and `more` (false at the end of the input) are read, on the
 // others they are written. Called by every process in the same order; a no-op in one process.
 Status share_input(std::string* line, bool* more);
+
+// Rank 0's words handed to every process (the server's steps, serve/mirror.h): `words` is read on
+// rank 0 and replaced on the others. Called by every process in the same order; a no-op alone.
+Status share_words(std::vector<int64_t>* words);
 
 // The exchange of `shard` over MPI_COMM_WORLD (collectives: every process calls it, in the
 // same order). An error in a build without MPI.

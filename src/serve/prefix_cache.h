@@ -28,6 +28,10 @@ namespace frugal::serve {
 struct PrefixEntry {
   std::vector<int32_t> ids;  // the positions [0, ids.size()) the snapshot holds
   kv::V4CacheSnapshot snapshot;
+  // A parallel run (serve/mirror.h): the id the other processes know their own snapshot by, and
+  // what tells them to drop it when this entry goes away.
+  uint64_t id = 0;
+  std::shared_ptr<void> on_drop;
   uint64_t bytes() const;
 };
 

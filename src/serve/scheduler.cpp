@@ -263,6 +263,7 @@ void Scheduler::admit() {
       if (std::shared_ptr<const PrefixEntry> hit = prefix_->lookup(s.p.prompt)) {
         if (s.cache->restore(hit->snapshot).ok()) {
           s.fed = static_cast<int64_t>(hit->ids.size());
+          if (options_.mirror != nullptr) options_.mirror->restored(s.cache.get(), hit->id);
         } else {
           s.cache->clear();  // a snapshot of another format: prefill from the start
         }
@@ -329,7 +330,8 @@ bool Scheduler::step() {
   if (entries_.empty()) return false;
 
   const Clock::time_point t0 = Clock::now();
-  const Status st = engine_.model().forward_batch(entries_);
+  Status st = options_.mirror != nullptr ? options_.mirror->before_forward(entries_) : ok_status();
+  if (st.ok()) st = engine_.model().forward_batch(entries_);
   const double seconds = since(t0);
   for (size_t i = 0; i < entries_.size(); ++i) {
     Seq& s = *entry_seq_[i];
@@ -365,6 +367,12 @@ Status Scheduler::after_forward(Seq& s, int64_t n_fed) {
         auto entry = std::make_shared<PrefixEntry>();
         entry->ids.assign(ids.begin(), ids.end());
         entry->snapshot = std::move(snap);
+        if (StepMirror* m = options_.mirror; m != nullptr) {  // the others snapshot theirs
+          entry->id = m->new_snapshot_id();
+          m->snapshotted(s.cache.get(), entry->id);
+          entry->on_drop =
+              std::shared_ptr<void>(nullptr, [m, id = entry->id](void*) { m->dropped(id); });
+        }
         prefix_->insert(std::move(entry));
       }
     }
@@ -450,6 +458,7 @@ void Scheduler::release_finished() {
     if (!s->done) return false;
     if (s->cache != nullptr) {
       s->cache->clear();
+      if (options_.mirror != nullptr) options_.mirror->cleared(s->cache.get());
       free_caches_.push_back(std::move(s->cache));
     }
     finished += s->reason != FinishReason::kCancelled && s->reason != FinishReason::kError;
@@ -458,7 +467,10 @@ void Scheduler::release_finished() {
     unreserved += s->kv_reserved;
     return true;
   });
-  while (free_caches_.size() > static_cast<size_t>(options_.max_parallel)) free_caches_.pop_back();
+  while (free_caches_.size() > static_cast<size_t>(options_.max_parallel)) {
+    if (options_.mirror != nullptr) options_.mirror->freed(free_caches_.back().get());
+    free_caches_.pop_back();
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.finished += finished;

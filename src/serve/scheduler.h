@@ -36,6 +36,7 @@
 #include "core/status.h"
 #include "engine/engine.h"
 #include "sample/sampler.h"
+#include "serve/mirror.h"
 #include "serve/prefix_cache.h"
 
 namespace frugal::serve {
@@ -114,6 +115,9 @@ struct SchedulerOptions {
   int64_t prefill_chunk = 0;  // prompt tokens of one sequence per step; 0 = the model's chunk
   uint64_t kv_budget = 0;     // bytes of kv cache the sequences in flight may grow to; 0 = any
   uint64_t prefix_cache_bytes = 0;  // snapshot store; 0 = no prefix reuse
+  // A parallel run (docs/PARALLEL.md): each cache operation and step goes to the other processes
+  // (serve/mirror.h); null alone. Outlives the scheduler.
+  StepMirror* mirror = nullptr;
 };
 
 struct SchedulerStats {

@@ -117,6 +117,39 @@ TEST(V4SequenceCache, GrowsInPagesAndReportsEveryByte) {
   EXPECT_EQ(kv.memory_report().window, 0u);
 }
 
+// A pipeline stage's cache (V4CacheOptions::holds_block, docs/PARALLEL.md): the other stages'
+// blocks never grow, and a snapshot of it restores what the stage holds.
+TEST(V4SequenceCache, AStageCacheGrowsOnlyItsBlocksAndRoundTrips) {
+  const v4::DeepSeekV4Config c = tiny_config();
+  auto whole = V4SequenceCache::create(c, {.format = CacheFormat::kFp8, .page_entries = 4});
+  auto stage = V4SequenceCache::create(c, {.format = CacheFormat::kFp8,
+                                           .page_entries = 4,
+                                           .holds_block = [](int64_t b) { return b < 2; }});
+  ASSERT_TRUE(whole.ok() && stage.ok());
+  ASSERT_TRUE((*whole)->reserve(20).ok());
+  ASSERT_TRUE((*stage)->reserve(20).ok());
+  const V4MemoryReport w = (*whole)->memory_report(), s = (*stage)->memory_report();
+  EXPECT_GT(s.window, 0u);
+  EXPECT_LT(s.window, w.window);
+  EXPECT_LE(s.compressed + s.index_keys, w.compressed + w.index_keys);
+  std::vector<float> kv(static_cast<size_t>(c.head_dim), 0.25f);
+  for (int64_t pos = 0; pos < 20; ++pos) (*stage)->store_window(1, pos, kv.data());
+  (*stage)->set_length(20);
+  (*whole)->set_length(20);
+  auto snap = (*stage)->snapshot();
+  ASSERT_TRUE(snap.ok()) << snap.status().to_string();
+  EXPECT_LT(snap->bytes(), (*whole)->snapshot()->bytes());  // the other blocks hold nothing
+  auto copy = V4SequenceCache::create(c, {.format = CacheFormat::kFp8,
+                                          .page_entries = 4,
+                                          .holds_block = [](int64_t b) { return b < 2; }});
+  ASSERT_TRUE(copy.ok());
+  ASSERT_TRUE((*copy)->restore(*snap).ok());
+  EXPECT_EQ((*copy)->length(), 20);
+  std::vector<float> got(static_cast<size_t>(c.head_dim));
+  (*copy)->load_window(1, 19, got.data());
+  EXPECT_NEAR(got[0], 0.25f, 1e-3f);
+}
+
 TEST(V4SequenceCache, ClearRestoresTheInitialCompressorState) {
   auto cache = V4SequenceCache::create(tiny_config());
   ASSERT_TRUE(cache.ok());
