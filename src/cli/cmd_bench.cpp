@@ -345,7 +345,9 @@ Status run_bench(const BenchOptions& o) {
   eng.reset();  // before the one-thread run loads the model again
 
   std::optional<Timings> one;
-  if (!o.no_scaling && main.threads > 1 && !streamed) {
+  // Not in a parallel run: whether a process streams is its own (its share, its budget), and the
+  // reload is collective.
+  if (!o.no_scaling && main.threads > 1 && !streamed && !main.parallel) {
     FRUGAL_ASSIGN_OR_RETURN(one, time_model(o, 1, 0));
   }
   auto ratio = [](double a, double b) { return b > 0 ? a / b : 0.0; };
