@@ -4,7 +4,8 @@
 #      figure as one process, and only rank 0 writes standard output; chat, whose input reaches
 #      rank 0 alone, replies as one process does;
 #   2. a process killed mid-run (kill -9) stops the whole run: mpirun exits non-zero within 60 s
-#      and names the rank, never a hang;
+#      and names the rank, never a hang; a process stopped (SIGSTOP) makes the others give up
+#      after their deadline (FRUGAL_PARALLEL_TIMEOUT_S) and stop the run;
 #   3. a process running a different binary (a copy with one byte appended) is refused at
 #      start-up by an error naming its rank.
 # Skips (exit 0, with the reason) only where mpirun cannot start at all.
@@ -77,6 +78,33 @@ elapsed=$(($(date +%s) - start))
 [ "$elapsed" -le 60 ] || fail "mpirun took ${elapsed} s to stop after rank 1 was killed"
 grep -Eqi "rank 1|\[[0-9]+,1\],1" "$work/out" || { cat "$work/out" >&2; fail "no message names rank 1"; }
 echo "rank 1 killed: mpirun stopped in ${elapsed} s (exit $rc) naming it"
+
+# 2b. A process stopped without dying (SIGSTOP: a hung disk looks the same): the others give up
+# waiting after FRUGAL_PARALLEL_TIMEOUT_S and stop the run, saying what they waited for.
+FRUGAL_PARALLEL_TIMEOUT_S=3 timeout 120 "${mpi[@]}" -x FRUGAL_PARALLEL_TIMEOUT_S -np 2 "$frugal" \
+  perplexity -m "$model" -f "$work/long.txt" -t 1 --parallel-experts >"$work/out" 2>&1 &
+runner=$!
+victim=
+for _ in $(seq 200); do
+  for p in $(pgrep -f "frugal perplexity -m $model -f $work/long.txt" || true); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then
+      victim=$p
+    fi
+  done
+  [ -n "$victim" ] && grep -q "rank 1 of 2" "$work/out" && break
+  sleep 0.1
+done
+[ -n "$victim" ] || { kill "$runner"; fail "rank 1's process not found"; }
+kill -STOP "$victim"
+start=$(date +%s)
+wait "$runner"
+rc=$?
+elapsed=$(($(date +%s) - start))
+kill -KILL "$victim" 2>/dev/null
+[ "$rc" -ne 0 ] || fail "mpirun exited 0 with rank 1 stopped"
+[ "$rc" -ne 124 ] || fail "mpirun hung with rank 1 stopped (timeout)"
+grep -q "another process is stuck" "$work/out" || { cat "$work/out" >&2; fail "no message says why"; }
+echo "rank 1 stopped (SIGSTOP): rank 0 gave up after the 3 s deadline, run stopped in ${elapsed} s"
 
 # 3. A different binary on rank 1.
 cp "$frugal" "$work/frugal-other"

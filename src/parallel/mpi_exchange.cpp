@@ -9,13 +9,19 @@
 //   (every process of a stage holds the same streams).
 // - Outputs: MPI_Bcast over the world from the first process of the last stage.
 //
-// MPI counts are int: a call larger than INT_MAX floats (8 GiB) is split, never truncated.
+// Every transfer is non-blocking and waited for with a deadline (FRUGAL_PARALLEL_TIMEOUT_S, 600 s
+// by default): a process stuck without dying (a hung disk, a stopped process) would otherwise
+// leave the others in the collective forever; past the deadline the waiting process stops the
+// run, naming what it waited for. MPI counts are int: a call larger than INT_MAX floats (8 GiB)
+// is split, never truncated.
 #include <mpi.h>
 
 #include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
+#include <thread>
 #include <vector>
 
 #include "parallel/world.h"
@@ -24,6 +30,16 @@ namespace frugal::parallel {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// How long a process waits for the others in one exchange before it decides one of them is stuck
+// and stops the run (MPI has no timeouts of its own; a process that dies is seen by mpirun
+// instead). Long enough for the slowest honest step (a span's MoE layer on a slow machine):
+// FRUGAL_PARALLEL_TIMEOUT_S overrides it.
+double exchange_timeout_seconds() {
+  const char* v = std::getenv("FRUGAL_PARALLEL_TIMEOUT_S");
+  const double s = v != nullptr ? std::atof(v) : 0.0;
+  return s > 0 ? s : 600.0;
+}
 
 class MpiExchange final : public v4::Exchange {
  public:
@@ -52,10 +68,12 @@ class MpiExchange final : public v4::Exchange {
       counts_[static_cast<size_t>(j)] = static_cast<int>((end - first) * width);
       displs_[static_cast<size_t>(j)] = static_cast<int>(first * width);
     }
-    if (MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, rows, counts_.data(), displs_.data(),
-                       MPI_FLOAT, stage_comm_) != MPI_SUCCESS) {
-      return io_error("block " + std::to_string(block) + ": MPI_Allgatherv of the expert rows");
+    MPI_Request req;
+    if (MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, rows, counts_.data(), displs_.data(),
+                        MPI_FLOAT, stage_comm_, &req) != MPI_SUCCESS) {
+      return io_error("block " + std::to_string(block) + ": MPI_Iallgatherv of the expert rows");
     }
+    wait(&req, [&] { return "the expert rows of block " + std::to_string(block); });
     const int64_t own = counts_[static_cast<size_t>(shard_.expert_rank)];
     stats_.gathers += 1;
     stats_.gather_bytes_in += static_cast<uint64_t>(total_rows * width - own) * sizeof(float);
@@ -66,9 +84,13 @@ class MpiExchange final : public v4::Exchange {
 
   Status receive_streams(float* x, int64_t floats) override {
     const auto t0 = Clock::now();
+    const int from = shard_.rank - shard_.expert_ranks;
     FRUGAL_RETURN_IF_ERROR(pieces(x, floats, [&](float* p, int n) {
-      return MPI_Recv(p, n, MPI_FLOAT, shard_.rank - shard_.expert_ranks, kStreamTag,
-                      MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+      MPI_Request req;
+      const int rc = MPI_Irecv(p, n, MPI_FLOAT, from, kStreamTag, MPI_COMM_WORLD, &req);
+      if (rc == MPI_SUCCESS)
+        wait(&req, [&] { return "the streams of rank " + std::to_string(from); });
+      return rc;
     }));
     stats_.stream_bytes_in += static_cast<uint64_t>(floats) * sizeof(float);
     stats_.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
@@ -77,9 +99,14 @@ class MpiExchange final : public v4::Exchange {
 
   Status send_streams(const float* x, int64_t floats) override {
     const auto t0 = Clock::now();
+    const int to = shard_.rank + shard_.expert_ranks;
     FRUGAL_RETURN_IF_ERROR(pieces(const_cast<float*>(x), floats, [&](float* p, int n) {
-      return MPI_Send(p, n, MPI_FLOAT, shard_.rank + shard_.expert_ranks, kStreamTag,
-                      MPI_COMM_WORLD);
+      MPI_Request req;
+      const int rc = MPI_Isend(p, n, MPI_FLOAT, to, kStreamTag, MPI_COMM_WORLD, &req);
+      if (rc == MPI_SUCCESS) {
+        wait(&req, [&] { return "rank " + std::to_string(to) + " to take the streams"; });
+      }
+      return rc;
     }));
     stats_.stream_bytes_out += static_cast<uint64_t>(floats) * sizeof(float);
     stats_.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
@@ -91,8 +118,14 @@ class MpiExchange final : public v4::Exchange {
     const auto t0 = Clock::now();
     const int root = (shard_.stages - 1) * shard_.expert_ranks;
     FRUGAL_RETURN_IF_ERROR(
-        pieces(out.data(), static_cast<int64_t>(out.size()),
-               [&](float* p, int n) { return MPI_Bcast(p, n, MPI_FLOAT, root, MPI_COMM_WORLD); }));
+        pieces(out.data(), static_cast<int64_t>(out.size()), [&](float* p, int n) {
+          MPI_Request req;
+          const int rc = MPI_Ibcast(p, n, MPI_FLOAT, root, MPI_COMM_WORLD, &req);
+          if (rc == MPI_SUCCESS) {
+            wait(&req, [&] { return "the outputs of rank " + std::to_string(root); });
+          }
+          return rc;
+        }));
     if (shard_.rank != root) stats_.output_bytes_in += out.size() * sizeof(float);
     stats_.seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     return ok_status();
@@ -109,6 +142,26 @@ class MpiExchange final : public v4::Exchange {
   ExchangeStats stats_;
 
  private:
+  // Completes `req`, or stops the run once timeout_ has passed, naming what(): what this process
+  // was waiting for. Spins first (a decode step's gather takes microseconds), then yields.
+  template <typename What>
+  void wait(MPI_Request* req, What&& what) {
+    int done = 0;
+    const auto t0 = Clock::now();
+    for (uint64_t spins = 0;; ++spins) {
+      MPI_Test(req, &done, MPI_STATUS_IGNORE);
+      if (done != 0) return;
+      if ((spins & 1023) != 1023) continue;
+      const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
+      if (waited > timeout_) {
+        abort(io_error("waited " + std::to_string(static_cast<int64_t>(waited)) + " s for " +
+                       what() + " (FRUGAL_PARALLEL_TIMEOUT_S): another process is stuck"));
+      }
+      if (waited > 1e-3) std::this_thread::yield();
+    }
+  }
+
+  const double timeout_ = exchange_timeout_seconds();
   static constexpr int kStreamTag = 15;
 
   // One MPI call per INT_MAX floats.
