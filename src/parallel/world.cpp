@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/log.h"
+
 #if FRUGAL_HAVE_MPI
 #include <mpi.h>
 #endif
@@ -141,12 +143,19 @@ Result<std::unique_ptr<World>> World::start(int* argc, char*** argv) {
     sigaddset(&stop_signals, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_signals, &before);
     int provided = 0;
-    const int rc = MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided);
+    // Serialized: one thread at a time, not always the same one (the server's scheduler thread
+    // runs the forward passes; the main thread starts and stops it).
+    const int rc = MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
     pthread_sigmask(SIG_SETMASK, &before, nullptr);
     if (rc != MPI_SUCCESS) {
       return unsupported("MPI_Init_thread failed: the MPI launcher's environment is not usable");
     }
     w->initialized_ = true;
+    if (provided < MPI_THREAD_SERIALIZED) {
+      FRUGAL_LOG_WARN("MPI provides thread level %d, below MPI_THREAD_SERIALIZED: frugal serve "
+                      "calls MPI from its scheduler thread",
+                      provided);
+    }
     MPI_Comm_rank(MPI_COMM_WORLD, &w->rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &w->size_);
     if (w->rank_ != 0) {  // rank 0 speaks for the run; keep a way to say what is ours alone

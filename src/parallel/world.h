@@ -38,8 +38,8 @@ std::FILE* diagnostics();
 // Owns MPI's initialization: created first thing in main, finalized when it goes away.
 class World {
  public:
-  // Initializes MPI when launched by mpirun (threads: funneled; the model calls MPI from its
-  // calling thread only) and quiets the standard output and error of ranks other than 0 (see
+  // Initializes MPI when launched by mpirun (threads: serialized; the model calls MPI from the
+  // thread that runs the forward pass, one at a time) and quiets the standard output and error of ranks other than 0 (see
   // diagnostics()). An error when MPI refuses.
   static Result<std::unique_ptr<World>> start(int* argc, char*** argv);
   ~World();
