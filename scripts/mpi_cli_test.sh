@@ -16,19 +16,21 @@ frugal=$1
 root=$(cd "$(dirname "$0")/.." && pwd)
 model=$root/models/tiny-v4
 text=$root/tests/data/heldout_excerpt.txt
-if ! command -v mpirun >/dev/null; then
-  echo "SKIPPED: mpirun not found (scripts/setup.sh installs openmpi-bin)"
-  exit 0
-fi
-mpi=(mpirun --oversubscribe --bind-to none)
-[ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
-if ! probe=$(timeout 60 "${mpi[@]}" -np 2 true 2>&1); then
-  echo "SKIPPED: mpirun cannot start 2 processes on this machine: $probe"
-  exit 0
-fi
+source "$root/scripts/mpi_common.sh" 2  # sets mpi; skips where mpirun cannot start
 work=$(mktemp -d "${TMPDIR:-/tmp}/frugal-mpi-cli-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# The process of rank 1 of the long perplexity run in the background ($runner), once it has
+# loaded its shard; nothing (and the run stopped) when it does not appear.
+loaded_rank1() {
+  local p
+  for _ in $(seq 200); do
+    p=$(mpi_rank_pid "frugal perplexity -m $model -f $work/long.txt" 1)
+    [ -n "$p" ] && grep -q "rank 1 of 2" "$work/out" && { echo "$p"; return; }
+    sleep 0.1
+  done
+  kill "$runner"
+}
 
 # 1. Same perplexity as one process; one copy of the output.
 one=$("$frugal" perplexity -m "$model" -f "$text" -t 1 2>/dev/null) || fail "one process: exit $?"
@@ -57,17 +59,8 @@ for _ in $(seq 40); do cat "$text"; done >"$work/long.txt"
 timeout 120 "${mpi[@]}" -np 2 "$frugal" perplexity -m "$model" -f "$work/long.txt" -t 1 \
   --parallel-experts >"$work/out" 2>&1 &
 runner=$!
-victim=
-for _ in $(seq 200); do  # the process of rank 1, once it has loaded
-  for p in $(pgrep -f "frugal perplexity -m $model -f $work/long.txt" || true); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then
-      victim=$p
-    fi
-  done
-  [ -n "$victim" ] && grep -q "rank 1 of 2" "$work/out" && break
-  sleep 0.1
-done
-[ -n "$victim" ] || { kill "$runner"; fail "rank 1's process not found"; }
+victim=$(loaded_rank1)
+[ -n "$victim" ] || fail "rank 1's process not found"
 kill -9 "$victim"
 start=$(date +%s)
 wait "$runner"
@@ -84,17 +77,8 @@ echo "rank 1 killed: mpirun stopped in ${elapsed} s (exit $rc) naming it"
 FRUGAL_PARALLEL_TIMEOUT_S=3 timeout 120 "${mpi[@]}" -x FRUGAL_PARALLEL_TIMEOUT_S -np 2 "$frugal" \
   perplexity -m "$model" -f "$work/long.txt" -t 1 --parallel-experts >"$work/out" 2>&1 &
 runner=$!
-victim=
-for _ in $(seq 200); do
-  for p in $(pgrep -f "frugal perplexity -m $model -f $work/long.txt" || true); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=1"; then
-      victim=$p
-    fi
-  done
-  [ -n "$victim" ] && grep -q "rank 1 of 2" "$work/out" && break
-  sleep 0.1
-done
-[ -n "$victim" ] || { kill "$runner"; fail "rank 1's process not found"; }
+victim=$(loaded_rank1)
+[ -n "$victim" ] || fail "rank 1's process not found"
 kill -STOP "$victim"
 start=$(date +%s)
 wait "$runner"

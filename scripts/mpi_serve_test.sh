@@ -13,16 +13,7 @@ set -uo pipefail
 frugal=$1
 root=$(cd "$(dirname "$0")/.." && pwd)
 model=$root/models/tiny-v4
-if ! command -v mpirun >/dev/null; then
-  echo "SKIPPED: mpirun not found (scripts/setup.sh installs openmpi-bin)"
-  exit 0
-fi
-mpi=(mpirun --oversubscribe --bind-to none)
-[ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
-if ! probe=$(timeout 60 "${mpi[@]}" -np 2 true 2>&1); then
-  echo "SKIPPED: mpirun cannot start 2 processes on this machine: $probe"
-  exit 0
-fi
+source "$root/scripts/mpi_common.sh" 2  # sets mpi; skips where mpirun cannot start
 id="mpi-serve-test-$$"  # the model id the requests name, and how leftovers are found
 work=$(mktemp -d "${TMPDIR:-/tmp}/frugal-mpi-serve-XXXXXX")
 server=
@@ -53,13 +44,9 @@ start() {
 }
 # The process of rank 0 under mpirun ($server itself when alone): the one that serves.
 rank0() {
-  for p in $(pgrep -f -- "--model-id $id" || true); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=0"; then
-      echo "$p"
-      return
-    fi
-  done
-  echo "$server"
+  local p
+  p=$(mpi_rank_pid "--model-id $id" 0)
+  echo "${p:-$server}"
 }
 stop() {  # SIGTERM to rank 0: it drains, tells the others to stop, and all exit 0
   kill -TERM "$(rank0)"

@@ -8,15 +8,5 @@
 set -uo pipefail
 np=$1
 shift
-if ! command -v mpirun >/dev/null; then
-  echo "SKIPPED: mpirun not found (scripts/setup.sh installs openmpi-bin)"
-  exit 0
-fi
-mpi=(mpirun --oversubscribe --bind-to none -np "$np")
-[ "$(id -u)" = 0 ] && mpi+=(--allow-run-as-root)
-# Can MPI start at all here (e.g. no shared memory or loopback in a container)?
-if ! probe=$(timeout 60 "${mpi[@]}" true 2>&1); then
-  echo "SKIPPED: mpirun cannot start $np processes on this machine: $probe"
-  exit 0
-fi
-exec timeout 280 "${mpi[@]}" "$@"
+source "$(dirname "$0")/mpi_common.sh" "$np"  # sets mpi; skips where mpirun cannot start
+exec timeout 280 "${mpi[@]}" -np "$np" "$@"
