@@ -86,6 +86,21 @@ void release_mapped_pages(const void* p, uint64_t n) {
   madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
+Status unmap_file_pages(const void* p, uint64_t n) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t first = (begin + page - 1) / page * page;
+  const uintptr_t last = (begin + n) / page * page;
+  if (last <= first) return ok_status();
+  void* got = mmap(reinterpret_cast<void*>(first), last - first, PROT_NONE,
+                   MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (got == MAP_FAILED) {
+    return io_error("unmapping " + std::to_string(last - first) +
+                    " bytes of a file mapping failed: " + std::strerror(errno));
+  }
+  return ok_status();
+}
+
 void MmapFile::advise(MmapAdvice advice, uint64_t offset, uint64_t length) const {
   if (data_ == nullptr || offset >= size_) return;
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));

@@ -23,6 +23,12 @@ enum class MmapAdvice {
 // elsewhere. Partial pages at either end are kept. Failures are ignored.
 void release_mapped_pages(const void* p, uint64_t n);
 
+// Replaces the pages wholly inside [p, p + n) of a file mapping with inaccessible anonymous pages
+// (PROT_NONE): this process no longer maps the file's bytes there, and an access faults. For the
+// tensors another process of a parallel run holds (docs/PARALLEL.md). Partial pages at either
+// end stay mapped. An error names the range when the kernel refuses.
+Status unmap_file_pages(const void* p, uint64_t n);
+
 class MmapFile {
  public:
   MmapFile() = default;

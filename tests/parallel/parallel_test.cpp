@@ -8,7 +8,9 @@
 // share of the weights, its cache grows only its own blocks, and a shard that cannot load or a
 // process on a different checkpoint stops every process with an error naming the rank.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -278,6 +280,50 @@ TEST(Shares, EachProcessHoldsItsShare) {
       EXPECT_LT(w.placed_bytes, (*whole)->placed_bytes);
     }
   }
+}
+
+// The file /proc/self/maps says maps the page at `p` ("" for anonymous memory).
+std::string mapping_of(const void* p) {
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  while (std::getline(maps, line)) {
+    uintptr_t lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &lo, &hi) != 2 || a < lo || a >= hi) continue;
+    const size_t slash = line.find('/');
+    return slash == std::string::npos ? "" : line.substr(slash);
+  }
+  return "";
+}
+
+// A process does not map the tensors other processes hold: the pages of another's expert are
+// not the checkpoint file's any more, those of its own are.
+TEST(Shares, OtherProcessesTensorsAreNotMapped) {
+  if (parallel::world_size() < 2) GTEST_SKIP() << "one process";
+  auto eng = engine::Engine::load(options(tiny_model(), true, 1));  // experts of 32 KiB
+  ASSERT_TRUE(eng.ok()) << eng.status().to_string();
+  const v4::ModelWeights& w = (*eng)->model().weights();
+  const v4::TensorTable table(w.config);
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  int checked_other = 0, checked_own = 0;
+  for (const v4::TensorSpec& spec : table.entries()) {
+    if (spec.kind != v4::TensorKind::kExpertW1) continue;
+    const format::TensorInfo* t = w.checkpoint.find(spec.name);
+    ASSERT_NE(t, nullptr);
+    const auto begin = reinterpret_cast<uintptr_t>(t->data.data());
+    const uintptr_t first = (begin + page - 1) / page * page;
+    if (first + page > begin + t->size) continue;  // no whole page inside
+    const std::string file = mapping_of(reinterpret_cast<const void*>(first));
+    if (v4::holds_tensor(w.shard, spec)) {
+      EXPECT_EQ(file, *t->file) << spec.name;
+      ++checked_own;
+    } else {
+      EXPECT_EQ(file, "") << spec.name << " of another process is still mapped from " << file;
+      ++checked_other;
+    }
+  }
+  EXPECT_GT(checked_other, 0);
+  EXPECT_GT(checked_own, 0);
 }
 
 // Writes 0xff (an e8m0 NaN) into the first scale byte of tensor `name` of the checkpoint `dir`.

@@ -385,6 +385,25 @@ Result<std::unique_ptr<ModelWeights>> load_weights(const std::string& dir,
   check.shard = &w->shard;
   FRUGAL_RETURN_IF_ERROR(check_checkpoint(table, w->checkpoint, check));
 
+  // A process of a parallel run never touches the tensors another one holds: their pages leave
+  // its mappings before anything is bound (runs of adjacent tensors merged; a page shared with a
+  // tensor it holds stays).
+  if (!w->shard.whole()) {
+    std::vector<std::pair<const std::byte*, const std::byte*>> others;
+    for (const TensorSpec& spec : table.entries()) {
+      const format::TensorInfo* t = w->checkpoint.find(spec.name);
+      if (t == nullptr || holds_tensor(w->shard, spec) || t->data.empty()) continue;
+      others.emplace_back(t->data.data(), t->data.data() + t->data.size());
+    }
+    std::sort(others.begin(), others.end());
+    for (size_t i = 0; i < others.size();) {
+      const std::byte* begin = others[i].first;
+      const std::byte* end = others[i].second;
+      for (++i; i < others.size() && others[i].first == end; ++i) end = others[i].second;
+      FRUGAL_RETURN_IF_ERROR(unmap_file_pages(begin, static_cast<uint64_t>(end - begin)));
+    }
+  }
+
   // What may be copied: the tensors this process holds (not the routed experts when they stream).
   uint64_t copy_budget = 64 * static_cast<uint64_t>(w->checkpoint.size());
   for (const TensorSpec& spec : table.entries()) {
