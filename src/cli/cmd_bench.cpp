@@ -174,14 +174,7 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
   // The exchange's counters of one phase, added to `phase`, and reset.
   auto take_exchange = [&](ParallelPhase& phase, int64_t tokens, double seconds) {
     if (exchange == nullptr) return;
-    const parallel::ExchangeStats s = parallel::exchange_stats(*exchange);
-    phase.stats.gathers += s.gathers;
-    phase.stats.gather_bytes_in += s.gather_bytes_in;
-    phase.stats.gather_rows += s.gather_rows;
-    phase.stats.stream_bytes_out += s.stream_bytes_out;
-    phase.stats.stream_bytes_in += s.stream_bytes_in;
-    phase.stats.output_bytes_in += s.output_bytes_in;
-    phase.stats.seconds += s.seconds;
+    phase.stats += parallel::exchange_stats(*exchange);
     phase.tokens += tokens;
     phase.seconds += seconds;
     parallel::reset_exchange_stats(*exchange);

@@ -16,6 +16,15 @@ uint64_t RankPlan::sum_kv_bytes() const {
   return s;
 }
 
+uint64_t shard_weight_bytes(const v4::DeepSeekV4Config& c, const v4::Shard& shard) {
+  uint64_t bytes = 0;
+  const v4::TensorTable table(c);
+  for (const v4::TensorSpec& t : table.entries()) {
+    if (v4::holds_tensor(shard, t)) bytes += t.bytes();
+  }
+  return bytes;
+}
+
 Result<RankPlan> plan_ranks(const v4::DeepSeekV4Config& c, int32_t ranks, int32_t stages,
                             int64_t ctx, kv::CacheFormat format) {
   RankPlan p;

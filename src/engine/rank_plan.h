@@ -57,6 +57,10 @@ struct RankPlan {
   }
 };
 
+// The weight bytes one process holds (the tensor table's bytes of what holds_tensor says): one
+// rank's RankMemory::weights_bytes without planning the others.
+uint64_t shard_weight_bytes(const v4::DeepSeekV4Config& c, const v4::Shard& shard);
+
 // The plan of every rank; make_shard's errors (stages that do not divide ranks, more stages than
 // main blocks, more processes per stage than routed experts) as they are.
 Result<RankPlan> plan_ranks(const v4::DeepSeekV4Config& c, int32_t ranks, int32_t stages,

@@ -57,12 +57,8 @@ Result<StreamDecision> decide_streaming(const EngineOptions& o, const v4::DeepSe
   } else {
     // Derived: stream only when the whole model (with its kv and overhead) does not fit.
     const uint64_t arena = v4::Model::scratch_bytes_for(c, model_options(o), false);
-    uint64_t weights = plan_memory(c, o.max_seq_len).weights_bytes;
-    if (shard != nullptr) {
-      FRUGAL_ASSIGN_OR_RETURN(const RankPlan ranks,
-                              plan_ranks(c, shard->ranks, shard->stages, o.max_seq_len, o.cache));
-      weights = ranks.per_rank[static_cast<size_t>(shard->rank)].weights_bytes;
-    }
+    const uint64_t weights = shard != nullptr ? shard_weight_bytes(c, *shard)
+                                              : plan_memory(c, o.max_seq_len).weights_bytes;
     const uint64_t whole = weights + arena + kv + kBudgetOverhead;
     if (d.available == 0 || whole <= d.available) return d;
     d.stream = true;

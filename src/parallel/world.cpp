@@ -43,30 +43,34 @@ bool launched_by_mpi() {
   return false;
 }
 
-int world_rank() {
+namespace {
 #if FRUGAL_HAVE_MPI
+// MPI_Comm_rank / MPI_Comm_size of the world once MPI is initialized; `alone` before.
+int of_world(int (*query)(MPI_Comm, int*), int alone) {
   int on = 0;
   MPI_Initialized(&on);
-  if (on != 0) {
-    int r = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &r);
-    return r;
-  }
+  if (on == 0) return alone;
+  int v = alone;
+  query(MPI_COMM_WORLD, &v);
+  return v;
+}
 #endif
+}  // namespace
+
+int world_rank() {
+#if FRUGAL_HAVE_MPI
+  return of_world(MPI_Comm_rank, 0);
+#else
   return 0;
+#endif
 }
 
 int world_size() {
 #if FRUGAL_HAVE_MPI
-  int on = 0;
-  MPI_Initialized(&on);
-  if (on != 0) {
-    int n = 1;
-    MPI_Comm_size(MPI_COMM_WORLD, &n);
-    return n;
-  }
-#endif
+  return of_world(MPI_Comm_size, 1);
+#else
   return 1;
+#endif
 }
 
 int processes_on_this_machine() {
@@ -152,9 +156,10 @@ Result<std::unique_ptr<World>> World::start(int* argc, char*** argv) {
     }
     w->initialized_ = true;
     if (provided < MPI_THREAD_SERIALIZED) {
-      FRUGAL_LOG_WARN("MPI provides thread level %d, below MPI_THREAD_SERIALIZED: frugal serve "
-                      "calls MPI from its scheduler thread",
-                      provided);
+      FRUGAL_LOG_WARN(
+          "MPI provides thread level %d, below MPI_THREAD_SERIALIZED: frugal serve "
+          "calls MPI from its scheduler thread",
+          provided);
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &w->rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &w->size_);

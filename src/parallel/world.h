@@ -39,8 +39,8 @@ std::FILE* diagnostics();
 class World {
  public:
   // Initializes MPI when launched by mpirun (threads: serialized; the model calls MPI from the
-  // thread that runs the forward pass, one at a time) and quiets the standard output and error of ranks other than 0 (see
-  // diagnostics()). An error when MPI refuses.
+  // thread that runs the forward pass, one at a time) and quiets the standard output and error of
+  // ranks other than 0 (see diagnostics()). An error when MPI refuses.
   static Result<std::unique_ptr<World>> start(int* argc, char*** argv);
   ~World();
   World(const World&) = delete;
@@ -88,6 +88,17 @@ struct ExchangeStats {
   uint64_t stream_bytes_in = 0;
   uint64_t output_bytes_in = 0;
   double seconds = 0;
+
+  ExchangeStats& operator+=(const ExchangeStats& o) {
+    gathers += o.gathers;
+    gather_bytes_in += o.gather_bytes_in;
+    gather_rows += o.gather_rows;
+    stream_bytes_out += o.stream_bytes_out;
+    stream_bytes_in += o.stream_bytes_in;
+    output_bytes_in += o.output_bytes_in;
+    seconds += o.seconds;
+    return *this;
+  }
 };
 // The stats of an exchange made by create_exchange (zeros for any other).
 ExchangeStats exchange_stats(const v4::Exchange& exchange);

@@ -178,6 +178,18 @@ TEST(RankPlan, PipelineHoldsEveryTensorOnTheRightRanks) {
   }
 }
 
+// One shard's bytes alone (the engine's budget decision) equal that rank's in the full plan.
+TEST(RankPlan, ShardWeightBytesIsOneRanksPlan) {
+  for (const v4::DeepSeekV4Config& c : configs()) {
+    for (const auto& [ranks, stages] : {std::pair{1, 1}, {4, 1}, {4, 2}}) {
+      const RankPlan p = plan(c, ranks, stages);
+      for (const RankMemory& r : p.per_rank) {
+        EXPECT_EQ(shard_weight_bytes(c, r.shard), r.weights_bytes) << r.shard.describe();
+      }
+    }
+  }
+}
+
 TEST(RankPlan, ShardLimitsAreErrors) {
   for (const v4::DeepSeekV4Config& c : configs()) {
     const int32_t layers = static_cast<int32_t>(c.n_layers);

@@ -33,6 +33,7 @@ struct Shard {
   int32_t n_blocks = 0;                      // main + MTP blocks of the model
   int32_t n_routed_experts = 0;              // of each block
 
+  bool operator==(const Shard&) const = default;
   bool whole() const { return ranks == 1; }
   bool first_stage() const { return stage == 0; }
   bool last_stage() const { return stage == stages - 1; }
