@@ -279,7 +279,7 @@ void matmul_fp8(const MatmulTask& task, int64_t r0, int64_t r1) {
 }
 
 void matmul_mxfp4(const MatmulTask& task, int64_t r0, int64_t r1) {
-  if (task.m >= kGemmMinTokens) {
+  if (task.m >= kFp4GemmMinTokens) {
     gemm_many_tokens(task, r0, r1);
     return;
   }

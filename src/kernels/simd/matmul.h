@@ -15,6 +15,8 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 inline constexpr int kMaxTokens = kMatmul.max_tokens;
 inline constexpr int kDenseTokens = kMatmul.dense_tokens;
 inline constexpr int64_t kGemmMinTokens = kMatmul.gemm_min_tokens;
+inline constexpr int64_t kFp4GemmMinTokens =
+    kMatmul.fp4_gemm_min_tokens > 0 ? kMatmul.fp4_gemm_min_tokens : kMatmul.gemm_min_tokens;
 inline constexpr int64_t kPrepFloats = kMatmul.prep_floats;
 inline constexpr int64_t kRowBlockBytes = kMatmul.row_block_bytes;
 inline constexpr bool kFp4PrefetchL1 = kMatmul.fp4_prefetch_l1;
@@ -31,7 +33,8 @@ constexpr int64_t dense_pass_for(int tokens) {
 }
 static_assert(kMaxTokens <= 8 && kDenseTokens <= 8 && kGemmRows == 2 * kLanes);
 
-// Any format, for m >= kGemmMinTokens (gemm.cpp): each weight tile decoded once.
+// Any format, for m >= kGemmMinTokens (MXFP4: kFp4GemmMinTokens) (gemm.cpp): each weight decoded
+// once per call.
 void gemm_many_tokens(const MatmulTask& task, int64_t r0, int64_t r1);
 
 namespace matmul_detail {

@@ -43,7 +43,9 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 
 // Matmul tuning (MatmulTuning in common.h). 16 ymm registers: GEMV groups of 4 tokens, at most
 // 8 accumulators next to the decoded vectors; dense passes of 2048 columns (4 tokens x 8 KiB of x
-// in L1); GEMM tile of 16 rows, 6 tokens x 2 vectors (12 accumulators).
+// in L1); GEMM tile of 16 rows, 6 tokens x 2 vectors (12 accumulators). No k-lane GEMM (gemm.cpp):
+// with 4 rows x 2 tokens it was, against the groups and the tile, MXFP4 1.07-1.16x at m = 12-16
+// but 0.88x at 48, FP8 0.91-0.99x (kernels_bench BM_Matmul, 1 thread, m = 4-64).
 inline constexpr MatmulTuning kMatmul = {.max_tokens = 4, .fp8_rows = {4, 2, 2, 2},
                                          .fp4_rows = {2, 1, 1, 1}, .fp4_prefetch_l1 = false,
                                          .dense_tokens = 4, .dense_rows = {4, 4, 2, 2},

@@ -55,11 +55,19 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // reloaded x for every row (BM_Matmul 2 threads m:8, bf16 1.59 -> 0.99 ms, f32 3.22 -> 2.22 ms).
 // bf16 in whole 64-byte lines with two accumulator sets up to 8 rows x tokens: 1.85x faster at
 // 4 x 4, 1.1x at 2 x 8 (docs/BENCHMARKS.md). GEMM tile 32 rows x 256, 12 tokens: 24 accumulators.
+// MXFP4 (the routed experts: ~12 tokens each in a 512-token chunk, ~48 in a 2,048-token span):
+// groups of 2 rows for 5-8 tokens too (1 row: m = 6 / 8 0.89x / 0.87x), the GEMM path from 10
+// tokens, and below 32 the k-lane kernel, 4 rows x 4 tokens (16 accumulators, one transpose) in
+// passes of 1,024 columns: against the groups / the tile 1.20-1.28x at m = 10-20 and 1.16x at 24
+// (BM_Matmul [2048, 4096], 1 and 2 threads). At 48 it was 1.15x in BM_Matmul but 0.97x end to end
+// at 8,192 tokens (the experts' ~48-token groups), so the tile keeps m >= 32. FP8 kept its groups
+// and tile (the k-lane kernel was 0.82-0.93x the FP8 groups below 24, 0.87x the tile at 48).
 inline constexpr MatmulTuning kMatmul = {
-    .max_tokens = 8, .fp8_rows = {4, 4, 2, 2, 2, 2, 2, 2}, .fp4_rows = {2, 2, 2, 2, 1, 1, 1, 1},
+    .max_tokens = 8, .fp8_rows = {4, 4, 2, 2, 2, 2, 2, 2}, .fp4_rows = {2, 2, 2, 2, 2, 2, 2, 2},
     .fp4_prefetch_l1 = true, .dense_tokens = 4, .dense_rows = {4, 4, 4, 4},
     .dense_pass_max = 8192, .bf16_lines = true, .gemm_min_tokens = 24, .gemm_rows = 32,
-    .gemm_tokens = 12};
+    .gemm_tokens = 12, .fp4_gemm_min_tokens = 10, .fp4_klane_max_tokens = 32, .klane_rows = 4,
+    .klane_tokens = 4, .klane_cols = 1024};
 
 // Lanes [0, n) from p, the rest 0; nothing past p + n is read (any n).
 FRUGAL_SIMD_INLINE VF load_n(const float* p, int64_t n) {

@@ -24,6 +24,16 @@ struct MatmulTuning {
   int gemm_rows;       // GEMM tile rows (2 vectors)
   int gemm_tokens;     // GEMM tokens per register block
   int64_t gemm_cols = 256;  // GEMM tile columns (a multiple of the 128 / 32 scale blocks)
+  // MXFP4 from this many tokens on: its GEMV groups decode every weight once per group of
+  // max_tokens tokens, which costs more than FP8's decode (0 = gemm_min_tokens).
+  int64_t fp4_gemm_min_tokens = 0;
+  // MXFP4 below this many tokens: the k-lane GEMM instead of the tile (gemm.cpp): rows decoded in
+  // memory order (no transpose), lanes along k, klane_rows x klane_tokens accumulators reduced by
+  // transposes once per pass of klane_cols columns (0 = never).
+  int64_t fp4_klane_max_tokens = 0;
+  int klane_rows = 4;
+  int klane_tokens = 4;
+  int64_t klane_cols = 1024;
   int64_t prep_floats = 8192;  // f32 values of x prepared per GEMV pass: 32 KiB on the stack
   // With more tokens than one group, rows go in blocks of about this many weight bytes, so that
   // every group after the first reads them from L2.
