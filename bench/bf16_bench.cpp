@@ -67,12 +67,13 @@ Weight make_weight(WeightFormat f, int64_t rows, int64_t cols) {
 // Seconds per call: enough calls for ~0.15 s.
 double time_call(const Kernels& k, const Weight& w, int64_t m, const float* x, float* y,
                  MatmulInput in, bool cpu) {
-  k.matmul(w.view, m, x, y, in);  // warm
+  std::vector<uint16_t> xb(static_cast<size_t>(m * Kernels::bf16_x_stride(w.view.cols)));
+  k.matmul(w.view, m, x, y, in, xb);  // warm
   int calls = 0;
   const double t0 = now_s(cpu);
   double t = t0;
   while (calls < 2 || t - t0 < 0.15) {
-    k.matmul(w.view, m, x, y, in);
+    k.matmul(w.view, m, x, y, in, xb);
     ++calls;
     t = now_s(cpu);
   }

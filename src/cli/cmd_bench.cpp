@@ -292,6 +292,9 @@ Status run_bench(const BenchOptions& o) {
   const double bw = main.read_gbps;
   const double weight_gbps = static_cast<double>(bytes_per_token) * main.decode_tps / 1e9;
   const double fma_peak = engine::measure_fma_peak(k);
+  // --act-quant runs the FP8/FP4 linears on bf16 dot products where the CPU has them: rate
+  // prefill against that peak too.
+  const double dot_peak = o.engine.act_quant ? engine::measure_bf16_dot_peak(k) : 0.0;
   const double prefill_gflops = static_cast<double>(flops_per_token) * main.prefill_tps / 1e9;
 
   // Per format: GEMV passes over the ring alternated with read-probe passes, median ratio.
@@ -367,6 +370,9 @@ Status run_bench(const BenchOptions& o) {
                         {"prefill_matmul_gflops", prefill_gflops},
                         {"fma_peak_gflops", fma_peak},
                         {"prefill_fraction_of_fma_peak", ratio(prefill_gflops, fma_peak)},
+                        {"act_quant", o.engine.act_quant},
+                        {"bf16_dot_peak_gflops", dot_peak},
+                        {"prefill_fraction_of_bf16_dot_peak", ratio(prefill_gflops, dot_peak)},
                         {"amx_available", amx},
                         {"peak_rss_bytes", main.peak_rss}};
     if (one) {
@@ -436,6 +442,10 @@ Status run_bench(const BenchOptions& o) {
       static_cast<long long>(o.prompt), main.prefill_tps, prefill_gflops,
       static_cast<double>(flops_per_token) / 1e9, fma_peak, 100.0 * ratio(prefill_gflops, fma_peak),
       amx ? "" : " (no AMX on this CPU)");
+  if (dot_peak > 0.0) {
+    add("--act-quant: bf16 dot-product peak (same run) %.1f GFLOP/s: prefill %.1f %% of it\n",
+        dot_peak, 100.0 * ratio(prefill_gflops, dot_peak));
+  }
   add("decode %lld tokens: %.2f tok/s\n", static_cast<long long>(o.gen), main.decode_tps);
   add("weights read per decode token: %s -> %.2f GB/s\n",
       engine::format_bytes(bytes_per_token).c_str(), weight_gbps);

@@ -70,24 +70,40 @@ Result<double> measure_read_bandwidth(const kernels::Kernels& k, const Bandwidth
   return median(gbps);
 }
 
-double measure_fma_peak(const kernels::Kernels& k, int repetitions) {
+namespace {
+
+// Median GFLOP/s of `probe(iters)` (returns the flops it did) run on every thread of k's pool,
+// `repetitions` runs of ~50 ms sized by a short calibration on this thread.
+template <typename Probe>
+double measure_peak(const kernels::Kernels& k, int repetitions, Probe probe) {
   const int threads = k.pool() != nullptr ? k.pool()->n_threads() : 1;
-  // Size one run to ~50 ms from a short calibration on this thread.
   int64_t iters = int64_t{1} << 16;
   const auto c0 = Clock::now();
-  const uint64_t cal = k.fma_peak(iters);
-  const double per_flop = seconds_since(c0) / static_cast<double>(std::max<uint64_t>(cal, 1));
+  const uint64_t cal = probe(iters);
+  if (cal == 0) return 0.0;
+  const double per_flop = seconds_since(c0) / static_cast<double>(cal);
   iters = std::max<int64_t>(iters, static_cast<int64_t>(0.05 / per_flop / (cal / iters)));
   std::vector<double> gflops;
   for (int r = 0; r < std::max(repetitions, 1); ++r) {
     std::atomic<uint64_t> flops{0};
     const auto t0 = Clock::now();
     run_on_pool(k, threads, [&](int64_t b, int64_t e, int) {
-      for (int64_t i = b; i < e; ++i) flops.fetch_add(k.fma_peak(iters), std::memory_order_relaxed);
+      for (int64_t i = b; i < e; ++i) flops.fetch_add(probe(iters), std::memory_order_relaxed);
     });
     gflops.push_back(static_cast<double>(flops.load()) / seconds_since(t0) / 1e9);
   }
   return median(gflops);
+}
+
+}  // namespace
+
+double measure_fma_peak(const kernels::Kernels& k, int repetitions) {
+  return measure_peak(k, repetitions, [&](int64_t iters) { return k.fma_peak(iters); });
+}
+
+double measure_bf16_dot_peak(const kernels::Kernels& k, int repetitions) {
+  if (!k.bf16_dot()) return 0.0;
+  return measure_peak(k, repetitions, [&](int64_t iters) { return k.bf16_dot_peak(iters); });
 }
 
 Result<GemvProbe> GemvProbe::create(const GemvProbeOptions& o) {

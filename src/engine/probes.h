@@ -47,6 +47,9 @@ Result<double> measure_read_bandwidth(const kernels::Kernels& k,
 
 // Median f32 FMA peak in GFLOP/s over k.pool()'s threads, `repetitions` runs of ~50 ms.
 double measure_fma_peak(const kernels::Kernels& k, int repetitions = 5);
+// The same for the bf16 dot product (vdpbf16ps, MatmulInput::kBf16Exact's GEMM); 0 where
+// k.bf16_dot() is false.
+double measure_bf16_dot_peak(const kernels::Kernels& k, int repetitions = 5);
 
 struct GemvProbeOptions {
   quant::WeightFormat format = quant::WeightFormat::kFP8Block;

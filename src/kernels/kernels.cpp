@@ -10,7 +10,6 @@
 #include <string_view>
 
 #include "core/log.h"
-#include "core/memory.h"
 #include "kernels/op_table.h"
 #include "kernels/ref/ref.h"
 #include "kernels/simd/simd.h"
@@ -144,13 +143,15 @@ uint64_t Kernels::bf16_dot_peak(int64_t iters) const {
   return bf16_dot() ? table_->bf16_dot.peak(iters) : 0;
 }
 
-void Kernels::matmul(const WeightView& w, int64_t m, const float* x, float* y,
-                     MatmulInput input) const {
-  matmul(w, m, x, w.cols, y, w.rows, input);
+int64_t Kernels::bf16_x_stride(int64_t cols) { return Bf16DotOps::ldxb_for(cols); }
+
+void Kernels::matmul(const WeightView& w, int64_t m, const float* x, float* y, MatmulInput input,
+                     std::span<uint16_t> xb) const {
+  matmul(w, m, x, w.cols, y, w.rows, input, xb);
 }
 
 void Kernels::matmul(const WeightView& w, int64_t m, const float* x, int64_t ldx, float* y,
-                     int64_t ldy, MatmulInput input) const {
+                     int64_t ldy, MatmulInput input, std::span<uint16_t> xbuf) const {
   const Bf16DotOps& ops = table_->bf16_dot;
   const MatmulFn fn = ops.matmul[static_cast<int>(w.format)];
   if (input != MatmulInput::kBf16Exact || fn == nullptr ||
@@ -176,14 +177,9 @@ void Kernels::matmul(const WeightView& w, int64_t m, const float* x, int64_t ldx
     return;
   }
   const int64_t ldxb = Bf16DotOps::ldxb_for(w.cols);
-  // Grown to the largest call (huge pages from 2 MiB on: the rows are 2 * ldxb bytes apart).
-  thread_local AlignedBuffer xbuf;
-  const auto xbytes = static_cast<uint64_t>(m * ldxb) * 2;
-  if (xbuf.size() < xbytes) {
-    xbuf.reset();
-    xbuf = std::move(AlignedBuffer::allocate(xbytes, nullptr)).value();
-  }
-  uint16_t* const xb = xbuf.as<uint16_t>();
+  FRUGAL_CHECK_MSG(static_cast<int64_t>(xbuf.size()) >= m * ldxb,
+                   "matmul(MatmulInput::kBf16Exact): xb holds fewer than m * bf16_x_stride(cols)");
+  uint16_t* const xb = xbuf.data();
   std::atomic<int> emin{255};
   std::atomic<bool> inexact{false};
   split(pool_, m, std::max<int64_t>(1, 65536 / ldxb), [&](int64_t b, int64_t e, int) {
@@ -328,6 +324,14 @@ void Kernels::swiglu(const float* gate, const float* up, int64_t n, float limit,
   const auto fn = table_->swiglu;
   split(pool_, n, 1 << 16,
         [&](int64_t b, int64_t e, int) { fn(gate + b, up + b, e - b, limit, scale, out + b); });
+}
+
+void Kernels::fp8_round(const float* x, int64_t n, int64_t block, float* out) const {
+  FRUGAL_CHECK_MSG(block > 0 && n % block == 0, "fp8_round: block must divide n");
+  const auto fn = table_->fp8_round;
+  split(pool_, n / block, std::max<int64_t>(1, (1 << 14) / block), [&](int64_t b, int64_t e, int) {
+    fn(x + b * block, (e - b) * block, block, out + b * block);
+  });
 }
 
 void Kernels::hc_pre(const HcPreArgs& a) const {

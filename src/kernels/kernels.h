@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 
 #include "core/status.h"
 #include "core/thread_pool.h"
@@ -60,18 +61,21 @@ class Kernels {
   // y[m, w.rows] = x[m, w.cols] W^T for every weight format; weights are never expanded in memory
   // (FP8 / FP4 are decoded exactly, doc §2.B) and sums are f32. Rows are split across the pool.
   // m == 1 is the decode GEMV (memory-bound); small m (MoE token groups) share each decoded
-  // weight vector among up to 8 tokens; from ~16-24 tokens (prefill) each weight tile is
+  // weight vector among up to 8 tokens; from ~10-24 tokens (per format and target) each weight is
   // decoded once into a small stack buffer and reused by all tokens. x, y must not overlap.
   void matmul(const quant::WeightView& w, int64_t m, const float* x, float* y) const;
   // Same with row strides: x row t at x + t * ldx, y row t at y + t * ldy.
   void matmul(const quant::WeightView& w, int64_t m, const float* x, int64_t ldx, float* y,
               int64_t ldy) const;
   // The same with a promise about x (see MatmulInput). kBf16Exact converts x to bf16 once per
-  // call into a per-thread buffer that grows to the largest m x cols seen (the only allocation).
-  void matmul(const quant::WeightView& w, int64_t m, const float* x, float* y,
-              MatmulInput input) const;
+  // call into the caller's xb, which must hold m * bf16_x_stride(w.cols) values (the model's
+  // scratch: no allocation here); kF32 does not use it.
+  void matmul(const quant::WeightView& w, int64_t m, const float* x, float* y, MatmulInput input,
+              std::span<uint16_t> xb) const;
   void matmul(const quant::WeightView& w, int64_t m, const float* x, int64_t ldx, float* y,
-              int64_t ldy, MatmulInput input) const;
+              int64_t ldy, MatmulInput input, std::span<uint16_t> xb) const;
+  // Row stride of kBf16Exact's bf16 copy of x for `cols` columns (cols rounded up to 32).
+  static int64_t bf16_x_stride(int64_t cols);
   // Whether MatmulInput::kBf16Exact can use bf16 dot products here (CPU, ISA level, option), and
   // from how many tokens on for weights of format f (0 when it cannot).
   bool bf16_dot() const;
@@ -103,6 +107,13 @@ class Kernels {
   // gate, up, out: [n]; out may alias either input.
   void swiglu(const float* gate, const float* up, int64_t n, float limit, float scale,
               float* out) const;
+
+  // ---- activation rounding (§2.A) ----
+  // out[n] = act_quant(x, block) dequantized, bit for bit as quant::fp8_simulate: per block of
+  // `block` elements (block divides n) s = 2^ceil(log2(max(amax, 1e-4) / 448)) and
+  // x -> e4m3(clamp(x / s, +-448)) * s, ties to even. out may be x. Blocks are split across the
+  // pool.
+  void fp8_round(const float* x, int64_t n, int64_t block, float* out) const;
 
   // ---- hyper-connections (§2.6; see HcPreArgs / HcHeadArgs / HcPostArgs) ----
   void hc_pre(const HcPreArgs& args) const;

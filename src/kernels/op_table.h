@@ -59,6 +59,9 @@ struct OpTable {
   void (*attention)(const AttentionArgs& a, int64_t t, int64_t h0, int64_t h1) = nullptr;
   void (*swiglu)(const float* gate, const float* up, int64_t n, float limit, float scale,
                  float* out) = nullptr;
+  // out[n] = x[n] rounded as act_quant(x, block) does (quant::fp8_simulate: e4m3 codes times a
+  // power-of-two scale per block of `block` elements); out may be x. block divides n.
+  void (*fp8_round)(const float* x, int64_t n, int64_t block, float* out) = nullptr;
   // Sum of squares of x[n] (the hyper-connection RMS over all streams).
   float (*sum_squares)(const float* x, int64_t n) = nullptr;
   // out[n] = sum_j c[j] * x[j * n + i] for j < k (the hyper-connection stream mix).

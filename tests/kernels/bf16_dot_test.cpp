@@ -34,6 +34,11 @@ std::vector<float> act_quant_x(int64_t m, int64_t cols, int64_t ldx, std::mt1993
   return x;
 }
 
+// The bf16 copy of x that kBf16Exact needs (the model passes its scratch).
+std::vector<uint16_t> xb_for(int64_t m, int64_t cols) {
+  return std::vector<uint16_t>(static_cast<size_t>(m * Kernels::bf16_x_stride(cols)));
+}
+
 // y of `k` (kBf16Exact) against the oracle. Products are exact on both sides (bf16 x bf16 in
 // f32; the oracle's f32 product of the same values is exact too), so the two results are f32 sums
 // of the same exact terms in different orders: the bound of matmul_test (test_util.h,
@@ -42,7 +47,8 @@ void expect_matches_oracle(const Kernels& k, const testing::TestWeight& w, int64
                            const std::vector<float>& x, int64_t ldx, int64_t ldy,
                            const std::string& what, double abs_slack = 1e-30) {
   std::vector<float> y(static_cast<size_t>(m * ldy), -7.0f), want(y.size(), -7.0f);
-  k.matmul(w.view, m, x.data(), ldx, y.data(), ldy, MatmulInput::kBf16Exact);
+  auto xb = xb_for(m, w.view.cols);
+  k.matmul(w.view, m, x.data(), ldx, y.data(), ldy, MatmulInput::kBf16Exact, xb);
   testing::oracle().matmul(w.view, m, x.data(), ldx, want.data(), ldy);
   testing::expect_y_matches(w, m, x, ldx, y, want, ldy, what, abs_slack);
 }
@@ -51,7 +57,8 @@ void expect_matches_oracle(const Kernels& k, const testing::TestWeight& w, int64
 void expect_same_as_f32(const Kernels& k, const quant::WeightView& w, int64_t m,
                         const std::vector<float>& x, const std::string& what) {
   std::vector<float> a(static_cast<size_t>(m * w.rows)), b(a.size());
-  k.matmul(w, m, x.data(), a.data(), MatmulInput::kBf16Exact);
+  auto xb = xb_for(m, w.cols);
+  k.matmul(w, m, x.data(), a.data(), MatmulInput::kBf16Exact, xb);
   k.matmul(w, m, x.data(), b.data());
   EXPECT_EQ(a, b) << what;
 }
@@ -78,12 +85,13 @@ TEST(Bf16Dot, MatchesOracle) {
     std::mt19937 rng(7);
     const struct {
       int64_t rows, cols;
-    } shapes[] = {{64, 256}, {70, 200}, {129, 300}, {17, 1000}, {200, 512}, {33, 64}, {1, 34}};
+    } shapes[] = {{64, 256}, {70, 200}, {129, 300}, {17, 1000}, {200, 512}, {33, 64}, {1, 34},
+                  {9, 2200}};  // several passes of the k-lane kernel
     for (WeightFormat f : {WeightFormat::kFP8Block, WeightFormat::kMXFP4}) {
       const int64_t m0 = k.bf16_dot_min_tokens(f);
       for (const auto& s : shapes) {
         const auto w = make_weight(f, s.rows, s.cols, rng);
-        for (int64_t m : {m0, m0 + 1, m0 + 5, 2 * m0 + 7}) {
+        for (int64_t m : {m0, m0 + 1, m0 + 5, 2 * m0 + 7, int64_t{70}}) {  // k-lane, then tile
           const auto x = act_quant_x(m, s.cols, s.cols, rng);
           expect_matches_oracle(k, w, m, x, s.cols, s.rows, describe(f, s.rows, s.cols, m));
         }
@@ -102,7 +110,8 @@ TEST(Bf16Dot, RunsTheBf16Path) {
     const auto w = make_weight(f, 200, 512, rng);
     const auto x = act_quant_x(m, 512, 512, rng);
     std::vector<float> a(static_cast<size_t>(m * 200)), b(a.size());
-    k.matmul(w.view, m, x.data(), a.data(), MatmulInput::kBf16Exact);
+    auto xb = xb_for(m, w.view.cols);
+    k.matmul(w.view, m, x.data(), a.data(), MatmulInput::kBf16Exact, xb);
     k.matmul(w.view, m, x.data(), b.data());
     EXPECT_NE(a, b) << quant::weight_format_name(f);
   }

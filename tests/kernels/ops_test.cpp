@@ -3,6 +3,8 @@
 // evaluations of the reference formulas (architecture doc §2.3, §2.6, §2.7).
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <cmath>
 #include <limits>
 
 #include "kernels/ref/ref.h"
@@ -211,6 +213,52 @@ TEST_P(OpsTest, HcPostExact) {
       }
       expect_close(got, want, bound,
                    "hc_post hc=" + std::to_string(hc) + " dim=" + std::to_string(dim));
+    }
+  }
+}
+
+// act_quant rounding: bit for bit the oracle (quant::fp8_simulate) on every kind of block: wide
+// and narrow magnitude ranges, values exactly halfway between e4m3 neighbours (ties to even),
+// e4m3 subnormals, f32 subnormals, signed zeros, all-zero blocks, the largest finite floats, and
+// blocks holding inf or NaN; in place and out of place, block sizes 128 and 64.
+TEST_P(OpsTest, Fp8RoundIsExact) {
+  FRUGAL_KERNELS_OR_SKIP(k, GetParam(), nullptr);
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> exponent(-40.0f, 40.0f), unit(-1.0f, 1.0f);
+  for (int64_t block : {128, 64}) {
+    const int64_t n = 48 * block;
+    std::vector<float> x(n);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t b = i / block;
+      const float range = b % 4 == 0 ? 40.0f : b % 4 == 1 ? 3.0f : 0.3f;  // dynamic range
+      x[i] = unit(rng) * std::exp2(std::uniform_real_distribution<float>(-range, range)(rng));
+    }
+    // Ties: with amax = 448 the scale is 1, so k + 0.5 steps of the e4m3 grid are exact halves.
+    for (int64_t i = 0; i < block; ++i) {
+      const float step = i < 16 ? 0x1p-9f : std::exp2(static_cast<float>(i % 12 - 3));
+      x[block + i] = (static_cast<float>(i % 7) + 0.5f) * step * (i % 2 ? -1.0f : 1.0f);
+    }
+    x[block] = 448.0f;
+    for (int64_t i = 0; i < block; ++i) x[2 * block + i] = 0.0f;           // all zero
+    x[3 * block] = -0.0f;                                                  // -0 in a block
+    x[3 * block + 1] = std::numeric_limits<float>::denorm_min();           // f32 subnormals
+    x[3 * block + 2] = -std::numeric_limits<float>::denorm_min() * 1000.0f;
+    x[5 * block + 3] = std::numeric_limits<float>::max();                  // largest finite
+    x[5 * block + 4] = -std::numeric_limits<float>::max();
+    x[6 * block + 5] = std::numeric_limits<float>::infinity();             // the oracle's way
+    x[7 * block + 6] = std::numeric_limits<float>::quiet_NaN();
+    x[8 * block + 7] = -std::numeric_limits<float>::infinity();
+    std::vector<float> got(n), in_place = x, want(n);
+    k.fp8_round(x.data(), n, block, got.data());
+    k.fp8_round(in_place.data(), n, block, in_place.data());
+    testing::oracle().fp8_round(x.data(), n, block, want.data());
+    int bad = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const auto bits = [](float v) { return std::bit_cast<uint32_t>(v); };
+      if ((bits(got[i]) != bits(want[i]) || bits(in_place[i]) != bits(want[i])) && ++bad <= 5) {
+        ADD_FAILURE() << "block " << block << " [" << i << "] x = " << x[i] << ": " << got[i]
+                      << " / in place " << in_place[i] << " vs oracle " << want[i];
+      }
     }
   }
 }

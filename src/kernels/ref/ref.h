@@ -17,6 +17,8 @@ void rope(float* x, int64_t n_vec, int64_t dim, int64_t rope_dim, const float* c
 void softmax(float* x, int64_t n);
 void attention(const AttentionArgs& a, int64_t t, int64_t h0, int64_t h1);
 void swiglu(const float* gate, const float* up, int64_t n, float limit, float scale, float* out);
+// quant::fp8_simulate out of place (the oracle of Kernels::fp8_round).
+void fp8_round(const float* x, int64_t n, int64_t block, float* out);
 float sum_squares(const float* x, int64_t n);
 void weighted_sum(const float* x, const float* c, int64_t k, int64_t n, float* out);
 void hc_post(const HcPostArgs& a, int64_t t);

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "kernels/ref/ref.h"
+#include "quant/act_quant.h"
 
 namespace frugal::kernels::ref {
 
@@ -78,6 +79,11 @@ void attention(const AttentionArgs& a, int64_t t, int64_t h0, int64_t h1) {
 
 // Expert.forward between w1/w3 and w2: clamp (gate from above only, up both sides), silu(gate) *
 // up, times the routing weight.
+void fp8_round(const float* x, int64_t n, int64_t block, float* out) {
+  if (out != x) std::copy(x, x + n, out);
+  quant::fp8_simulate(out, n, block);
+}
+
 void swiglu(const float* gate, const float* up, int64_t n, float limit, float scale, float* out) {
   for (int64_t i = 0; i < n; ++i) {
     float g = gate[i], u = up[i];
@@ -216,6 +222,7 @@ void install_ref(OpTable* t) {
   t->softmax = ref::softmax;
   t->attention = ref::attention;
   t->swiglu = ref::swiglu;
+  t->fp8_round = ref::fp8_round;
   t->sum_squares = ref::sum_squares;
   t->weighted_sum = ref::weighted_sum;
   t->hc_post = ref::hc_post;

@@ -17,6 +17,7 @@ void install(OpTable* t) {
   t->attention = attention;
   t->swiglu = swiglu;
   t->sum_squares = sum_squares;
+  t->fp8_round = fp8_round;
   t->weighted_sum = weighted_sum;
   t->hc_post = hc_post;
   t->fma_peak = fma_peak;

@@ -4,6 +4,8 @@
 // Loops run over whole vectors and finish with one first-n vector (load_n / store_n), so no
 // element past the end is read or written.
 #include "kernels/ref/ref.h"
+#include "core/convert.h"
+#include "quant/act_quant.h"
 #include "kernels/simd/simd.h"
 #include "kernels/simd/target.h"
 
@@ -150,6 +152,57 @@ void swiglu(const float* gate, const float* up, int64_t n, float limit, float sc
     swiglu_row<true>(gate, up, n, limit, scale, out);
   } else {
     swiglu_row<false>(gate, up, n, limit, scale, out);
+  }
+}
+
+namespace {
+
+// The f32 bit patterns of a vector, as GCC vector-extension integers (same size as VF).
+typedef int32_t VI __attribute__((vector_size(sizeof(VF))));
+
+// y rounded to the e4m3 grid, ties to even, for finite |y| <= 448: the grid step is
+// q = 2^(max(e, -6) - 3) for |y| in [2^e, 2^(e + 1)) (3 mantissa bits; below 2^-6 the subnormal
+// step 2^-9), and |y| / q < 16, so adding and subtracting 1.5 * 2^23 rounds |y| / q to an integer
+// with the FPU's ties-to-even. Scaling by the powers of two q and 1 / q is exact (a fused
+// multiply-add of |y| * (1 / q) + 1.5 * 2^23 rounds the same). The sign is put back as a bit, so
+// -0 and values rounding to 0 keep it, as the e4m3 code does.
+FRUGAL_SIMD_INLINE VF e4m3_round(VF y) {
+  const VI bits = __builtin_bit_cast(VI, y);
+  const VI mag = bits & 0x7fffffff, sign = bits & static_cast<int32_t>(0x80000000u);
+  const VI e = mag & 0x7f800000, e_min = VI{} + ((127 - 6) << 23);
+  const VI qe = (e < e_min ? e_min : e) - (3 << 23);
+  const VF q = __builtin_bit_cast(VF, qe), inv_q = __builtin_bit_cast(VF, (254 << 23) - qe);
+  const VF magic = set1(0x1.8p23f);
+  const VF r = mul(sub(add(mul(__builtin_bit_cast(VF, mag), inv_q), magic), magic), q);
+  return __builtin_bit_cast(VF, __builtin_bit_cast(VI, r) | sign);
+}
+
+}  // namespace
+
+void fp8_round(const float* x, int64_t n, int64_t block, float* out) {
+  const VF lo = set1(-quant::kFp8Max), hi = set1(quant::kFp8Max);
+  for (int64_t b = 0; b < n; b += block) {
+    const float* xb = x + b;
+    float* ob = out + b;
+    // The largest |x| as an integer maximum of the magnitude bits (the same order for
+    // non-negative floats; inf and NaN patterns are above every finite one).
+    VI mmax{};
+    for (int64_t i = 0; i < block; i += kLanes) {
+      const VI mag = __builtin_bit_cast(VI, load_n(xb + i, block - i)) & 0x7fffffff;
+      mmax = mmax > mag ? mmax : mag;
+    }
+    int32_t amax_bits = 0;
+    for (int i = 0; i < kLanes; ++i) amax_bits = amax_bits > mmax[i] ? amax_bits : mmax[i];
+    if (amax_bits >= 0x7f800000) {  // inf or NaN: the oracle's own treatment
+      ref::fp8_round(xb, block, block, ob);
+      continue;
+    }
+    const float s = e8m0_to_f32(quant::fp8_scale_code(__builtin_bit_cast(float, amax_bits)));
+    const VF sv = set1(s), inv = set1(1.0f / s);  // x / s = x * (1 / s): both exact powers of two
+    for (int64_t i = 0; i < block; i += kLanes) {
+      const VF v = load_n(xb + i, block - i);
+      store_n(ob + i, mul(e4m3_round(min(max(mul(v, inv), lo), hi)), sv), block - i);
+    }
   }
 }
 

@@ -27,6 +27,7 @@
   void swiglu(const float* gate, const float* up, int64_t n, float limit, float scale,         \
               float* out);                                                                     \
   float sum_squares(const float* x, int64_t n);                                                \
+  void fp8_round(const float* x, int64_t n, int64_t block, float* out);                        \
   void weighted_sum(const float* x, const float* c, int64_t k, int64_t n, float* out);         \
   void hc_post(const HcPostArgs& a, int64_t t);                                                \
   /* attention.cpp */                                                                          \

@@ -104,6 +104,8 @@ struct Scratch {
   int64_t iscores_stride = 0;  // max_seq_len / 4 + 1
   // linear(): the inputs of an FP8 / FP4 linear rounded to e4m3 (ModelOptions::act_quant only).
   float* aq = nullptr;  // [aq_rows, aq_cols]
+  // aq as bf16 for the bf16 dot-product matmul: [aq_rows, Kernels::bf16_x_stride(aq_cols)].
+  uint16_t* aqb = nullptr;
   int64_t aq_rows = 0;
   int64_t aq_cols = 0;  // the widest linear input
 

@@ -29,9 +29,10 @@ void linear(const Ctx& ctx, const quant::WeightView& w, int64_t m, const float* 
   const int64_t rows = std::max<int64_t>(1, ctx.s.aq_rows * ctx.s.aq_cols / w.cols);
   for (int64_t r0 = 0; r0 < m; r0 += rows) {
     const int64_t p = std::min(rows, m - r0);
-    std::copy(x + r0 * w.cols, x + (r0 + p) * w.cols, ctx.s.aq);
-    quant::fp8_simulate(ctx.s.aq, p * w.cols, quant::kActQuantBlock);
-    ctx.k.matmul(w, p, ctx.s.aq, y + r0 * w.rows, kernels::MatmulInput::kBf16Exact);
+    ctx.k.fp8_round(x + r0 * w.cols, p * w.cols, quant::kActQuantBlock, ctx.s.aq);
+    ctx.k.matmul(w, p, ctx.s.aq, y + r0 * w.rows, kernels::MatmulInput::kBf16Exact,
+                 {ctx.s.aqb, static_cast<size_t>(ctx.s.aq_rows *
+                                                 kernels::Kernels::bf16_x_stride(ctx.s.aq_cols))});
   }
 }
 

@@ -124,6 +124,7 @@ uint64_t Scratch::plan(const DeepSeekV4Config& c, const ScratchSizes& z, Arena* 
     aq_rows = std::max(std::min(N, kMatmulRows), n * hc);
     aq_cols = std::max({d, c.moe_inter_dim, c.q_lora_rank, c.o_groups * c.o_lora_rank});
     cv.take(aq, aq_rows * aq_cols);
+    cv.take(aqb, aq_rows * kernels::Kernels::bf16_x_stride(aq_cols));
   }
   return cv.used();
 }
