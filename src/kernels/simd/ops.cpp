@@ -3,11 +3,11 @@
 // FMA contraction and the vocabulary exp's few-ulp error (bounds in tests/kernels/ops_test.cpp).
 // Loops run over whole vectors and finish with one first-n vector (load_n / store_n), so no
 // element past the end is read or written.
-#include "kernels/ref/ref.h"
 #include "core/convert.h"
-#include "quant/act_quant.h"
+#include "kernels/ref/ref.h"
 #include "kernels/simd/simd.h"
 #include "kernels/simd/target.h"
+#include "quant/act_quant.h"
 
 namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 namespace {
