@@ -162,12 +162,8 @@ void tile_tokens(const float* tile, int64_t n, const float* x, int64_t ldx, floa
 
 using TileFn = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, int, bool);
 
-template <int N>
-struct TileFns {
-  TileFn at[N];
-};
 template <int... I>
-constexpr TileFns<sizeof...(I)> tile_fns(std::integer_sequence<int, I...>) {
+constexpr FnTable<TileFn, sizeof...(I)> tile_fns(std::integer_sequence<int, I...>) {
   return {{&tile_tokens<I + 1>...}};
 }
 constexpr auto kTileFns = tile_fns(std::make_integer_sequence<int, kGemmTokens>());
@@ -232,12 +228,8 @@ void klane_block(const float* w, const float* x, int64_t ldx, int64_t n, float* 
 
 using KBlockFn = void (*)(const float*, const float*, int64_t, int64_t, float*, int64_t, int,
                           bool);
-template <int N>
-struct KBlockFns {
-  KBlockFn at[N];
-};
 template <int... I>
-constexpr KBlockFns<sizeof...(I)> klane_fns(std::integer_sequence<int, I...>) {
+constexpr FnTable<KBlockFn, sizeof...(I)> klane_fns(std::integer_sequence<int, I...>) {
   return {{&klane_block<I + 1>...}};
 }
 constexpr auto kKBlockFns = klane_fns(std::make_integer_sequence<int, kKTokens>());

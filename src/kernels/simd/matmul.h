@@ -67,14 +67,16 @@ FRUGAL_SIMD_INLINE void store_rows(const float* part, float* y, int64_t ldy, int
 // A group kernel: tokens [t0, t0 + T) of the task, rows [r0, r1).
 using GroupFn = void (*)(const MatmulTask&, int64_t t0, int64_t r0, int64_t r1);
 
-// at[T - 1] = Group::template run<T> for T = 1 .. N. A plain array, not std::array: a standard
+// N kernel entry points indexed by token count - 1. A plain array, not std::array: a standard
 // template instantiated here is a weak symbol that the linker could pick for baseline code.
-template <int N>
-struct GroupFns {
-  GroupFn at[N];
+template <typename Fn, int N>
+struct FnTable {
+  Fn at[N];
 };
+
+// at[T - 1] = Group::template run<T> for T = 1 .. N.
 template <typename Group, int... I>
-constexpr GroupFns<sizeof...(I)> group_fns(std::integer_sequence<int, I...>) {
+constexpr FnTable<GroupFn, sizeof...(I)> group_fns(std::integer_sequence<int, I...>) {
   return {{&Group::template run<I + 1>...}};
 }
 
