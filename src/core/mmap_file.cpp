@@ -71,11 +71,21 @@ Result<MmapFile> MmapFile::open(const std::string& path) {
   return f;
 }
 
-void release_mapped_pages(const void* p, uint64_t n) {
+namespace {
+
+// The whole pages inside [p, p + n): [*first, *last), empty when last <= first.
+void whole_pages(const void* p, uint64_t n, uintptr_t* first, uintptr_t* last) {
   const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
   const auto begin = reinterpret_cast<uintptr_t>(p);
-  const uintptr_t first = (begin + page - 1) / page * page;
-  const uintptr_t last = (begin + n) / page * page;
+  *first = (begin + page - 1) / page * page;
+  *last = (begin + n) / page * page;
+}
+
+}  // namespace
+
+void release_mapped_pages(const void* p, uint64_t n) {
+  uintptr_t first = 0, last = 0;
+  whole_pages(p, n, &first, &last);
   if (last <= first) return;
 #ifdef MADV_PAGEOUT
   // Reclaims the pages from the page cache too (they are clean and, once this process lets go,
@@ -87,10 +97,8 @@ void release_mapped_pages(const void* p, uint64_t n) {
 }
 
 Status unmap_file_pages(const void* p, uint64_t n) {
-  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  const auto begin = reinterpret_cast<uintptr_t>(p);
-  const uintptr_t first = (begin + page - 1) / page * page;
-  const uintptr_t last = (begin + n) / page * page;
+  uintptr_t first = 0, last = 0;
+  whole_pages(p, n, &first, &last);
   if (last <= first) return ok_status();
   void* got = mmap(reinterpret_cast<void*>(first), last - first, PROT_NONE,
                    MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -10,6 +10,7 @@
 //    along k, a register block of rows x tokens reduced by a transpose once per pass.
 // f32 accumulation; passes / tiles are added into y in column order.
 #include "kernels/simd/matmul.h"
+#include "quant/weight.h"
 
 namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 namespace {
@@ -84,8 +85,6 @@ FRUGAL_SIMD_INLINE void decode_row(const quant::WeightView& w, int64_t row, int6
   }
 }
 
-constexpr int64_t kLine = 64;  // bytes per cache line
-
 // Prefetch into L2 the weight bytes (and MXFP4 scales) of rows [r0, r1), columns [c0, c0 + n):
 // a pass reads only a few hundred bytes of each row, too short a stream for the hardware
 // prefetchers, so the pass after the current one is requested while this one computes.
@@ -95,14 +94,10 @@ FRUGAL_SIMD_INLINE void prefetch_pass(const quant::WeightView& w, int64_t r0, in
                                       int64_t c0, int64_t n) {
   if (n <= 0) return;
   const auto* data = static_cast<const uint8_t*>(w.data);
-  int64_t num = 1, den = 1;  // bytes per column = num / den
-  switch (w.format) {
-    case WeightFormat::kF32: num = 4; break;
-    case WeightFormat::kBF16: num = 2; break;
-    case WeightFormat::kFP8Block: break;
-    case WeightFormat::kMXFP4: den = 2; break;
-  }
-  const int64_t row_bytes = w.cols * num / den, b0 = c0 * num / den, b1 = (c0 + n) * num / den;
+  const auto bytes = [&](int64_t cols) {
+    return static_cast<int64_t>(quant::weight_data_bytes(w.format, 1, cols));
+  };
+  const int64_t row_bytes = bytes(w.cols), b0 = bytes(c0), b1 = bytes(c0 + n);
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = data + r * row_bytes;
     for (int64_t b = b0 / kLine * kLine; b < b1; b += kLine) prefetch_l2(row + b);

@@ -30,8 +30,7 @@ int64_t pass_cols(int tokens) {
 // software stream keeps the memory queue full across those restarts. L2 rather than L1: the L2
 // can have more misses in flight than the L1's fill buffers, and a group of f32 rows (4 x 16 KiB)
 // would not fit in L1. Measured on a 640 MiB ring of FP8 [4096, 4096], 2 threads (AVX-512):
-// 21.1 GB/s without, 25.4 GB/s with (docs/BENCHMARKS.md has every format).
-constexpr int64_t kLine = 64;
+// 21.1 GB/s without, 25.4 GB/s with (docs/BENCHMARKS.md has every format). (kLine: matmul.h.)
 
 // ---------------------------------------------------------------------------------------------
 // FP8

@@ -41,6 +41,8 @@ namespace matmul_detail {
 
 FRUGAL_SIMD_INLINE int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+inline constexpr int64_t kLine = 64;  // bytes per cache line: one software prefetch each
+
 // e8m0 code -> 2^(c - 127), exact (code 0 is the f32 subnormal 2^-127; 0xff is rejected at load).
 FRUGAL_SIMD_INLINE float e8m0_f32(uint8_t c) {
   return c == 0 ? 0x1p-127f : __builtin_bit_cast(float, static_cast<uint32_t>(c) << 23);

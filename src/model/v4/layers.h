@@ -108,6 +108,9 @@ struct Scratch {
   uint16_t* aqb = nullptr;
   int64_t aq_rows = 0;
   int64_t aq_cols = 0;  // the widest linear input
+  std::span<uint16_t> aq_bf16() const {
+    return {aqb, static_cast<size_t>(aq_rows * kernels::Kernels::bf16_x_stride(aq_cols))};
+  }
 
   // Takes the buffers from `arena` (nullptr: only computes the size). Returns the bytes needed.
   uint64_t plan(const DeepSeekV4Config& c, const ScratchSizes& sizes, Arena* arena);

@@ -31,8 +31,7 @@ void linear(const Ctx& ctx, const quant::WeightView& w, int64_t m, const float* 
     const int64_t p = std::min(rows, m - r0);
     ctx.k.fp8_round(x + r0 * w.cols, p * w.cols, quant::kActQuantBlock, ctx.s.aq);
     ctx.k.matmul(w, p, ctx.s.aq, y + r0 * w.rows, kernels::MatmulInput::kBf16Exact,
-                 {ctx.s.aqb, static_cast<size_t>(ctx.s.aq_rows *
-                                                 kernels::Kernels::bf16_x_stride(ctx.s.aq_cols))});
+                 ctx.s.aq_bf16());
   }
 }
 

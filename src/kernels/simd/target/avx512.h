@@ -59,9 +59,11 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // groups of 2 rows for 5-8 tokens too (1 row: m = 6 / 8 0.89x / 0.87x), the GEMM path from 10
 // tokens, and below 32 the k-lane kernel, 4 rows x 4 tokens (16 accumulators, one transpose) in
 // passes of 1,024 columns: against the groups / the tile 1.20-1.28x at m = 10-20 and 1.16x at 24
-// (BM_Matmul [2048, 4096], 1 and 2 threads). At 48 it was 1.15x in BM_Matmul but 0.97x end to end
-// at 8,192 tokens (the experts' ~48-token groups), so the tile keeps m >= 32. FP8 kept its groups
-// and tile (the k-lane kernel was 0.82-0.93x the FP8 groups below 24, 0.87x the tile at 48).
+// (BM_Matmul [2048, 4096], 1 and 2 threads). At 48 it was 1.15x in BM_Matmul, but a 8,192-token
+// prefill (the experts' ~48-token groups) ran 0.97x with it, in a build that also lost the tile's
+// inlined row decode, so its own share is unknown: the tile keeps m >= 32 until re-measured. FP8
+// kept its groups and tile (the k-lane kernel was 0.70-0.93x the FP8 groups at 6-20 tokens, 0.87x
+// the tile at 48 on 2 threads).
 inline constexpr MatmulTuning kMatmul = {
     .max_tokens = 8, .fp8_rows = {4, 4, 2, 2, 2, 2, 2, 2}, .fp4_rows = {2, 2, 2, 2, 2, 2, 2, 2},
     .fp4_prefetch_l1 = true, .dense_tokens = 4, .dense_rows = {4, 4, 4, 4},
