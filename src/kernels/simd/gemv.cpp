@@ -140,17 +140,14 @@ FRUGAL_SIMD_INLINE void fp4_prefetch(const uint8_t* p, int64_t group_bytes) {
 }
 
 // R rows, one pass of n elements (n even) starting at packed byte pointer w (row stride ldw bytes)
-// and scale pointer s (row stride lds). `end_of_row`: the pass ends at the row's end (else it is
-// a whole number of chunks with more of the row after it).
+// and scale pointer s (row stride lds). A pass that does not end at the row's end is a whole
+// number of chunks.
 template <int R, int T>
 void fp4_rows(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, const float* xs,
-              int64_t ldxs, int64_t n, bool end_of_row, float* out) {
+              int64_t ldxs, int64_t n, float* out) {
   const int64_t bytes = n / 2, n_chunks = (bytes + kFp4ChunkBytes - 1) / kFp4ChunkBytes;
-  // fp4_load may read kFp4Overread bytes past its chunk: at the row's end only chunks with that
-  // many bytes after them use it; the rest are loaded first-n.
-  const int64_t n_plain =
-      end_of_row ? (bytes >= kFp4Overread ? (bytes - kFp4Overread) / kFp4ChunkBytes : 0)
-                 : n_chunks;
+  // Whole chunks are loaded plainly; a partial one at the row's end first-n.
+  const int64_t n_plain = bytes / kFp4ChunkBytes;
   const int64_t n_scales = (n + 31) / 32;
   VF acc[R][T];
   for (int r = 0; r < R; ++r) {
@@ -248,16 +245,15 @@ struct Fp4Group {
     for (int64_t c0 = 0; c0 < K; c0 += kc) {
       const int64_t n = min64(kc, K - c0);
       for (int t = 0; t < T; ++t) fp4_prepare_x(task.x + (t0 + t) * task.ldx + c0, n, xs + t * kc);
-      const bool end = c0 + n == K;
       const uint8_t* wp = wdata + c0 / 2;
       const uint8_t* sp = task.w.scales + c0 / 32;
       int64_t r = r0;
       for (; r + R <= r1; r += R) {
-        fp4_rows<R, T>(wp + r * ldw, ldw, sp + r * lds, lds, xs, kc, n, end, part);
+        fp4_rows<R, T>(wp + r * ldw, ldw, sp + r * lds, lds, xs, kc, n, part);
         store_rows<R, T>(part, task.y + t0 * task.ldy, task.ldy, r, c0 == 0);
       }
       for (; r < r1; ++r) {
-        fp4_rows<1, T>(wp + r * ldw, ldw, sp + r * lds, lds, xs, kc, n, end, part);
+        fp4_rows<1, T>(wp + r * ldw, ldw, sp + r * lds, lds, xs, kc, n, part);
         store_rows<1, T>(part, task.y + t0 * task.ldy, task.ldy, r, c0 == 0);
       }
     }

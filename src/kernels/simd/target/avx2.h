@@ -173,7 +173,6 @@ FRUGAL_SIMD_INLINE void fp8_decode4_n(const uint8_t* p, int64_t n, VF v[4]) {
 // of the chunk. Vector j = 4h + 2u + p, dword d of lane L is byte k = 8u + 2d + p of that lane,
 // nibble h: element 2(16L + k) + h (fp4_order).
 inline constexpr int64_t kFp4ChunkBytes = 4 * kLanes;
-inline constexpr int64_t kFp4Overread = 0;
 struct Fp4Raw {
   __m256i b;
 };

@@ -48,9 +48,10 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // ---- Tuning of the matmul kernels (fields: MatmulTuning in common.h) ----
 //
 // 32 registers: GEMV groups of 8 tokens; FP8 4 rows x 1-2 tokens / 2 rows x more, MXFP4 2 rows
-// up to 4 tokens. MXFP4 prefetches into L1 as well: its four offset loads per chunk straddle
-// cache lines and run from L1 much better than from L2 (a core streams [2048, 4096] matrices at
-// 12.4 GB/s instead of 10.7; 2 threads 22.3-22.9 GB/s instead of 19.8-20.2, 640 MiB ring).
+// up to 4 tokens. MXFP4 prefetches the next row group into L1 as well as 8 groups ahead into L2
+// (AMD Zen 4, with the former four offset loads per chunk: a core streamed [2048, 4096] matrices
+// at 12.4 GB/s instead of 10.7; with one load per chunk on Zen 5, 2 threads 30-37 GB/s against
+// 30 with the next group into L2 only and 31 into L1 only, 640 MiB ring).
 // Dense groups of 4 tokens x 4 rows: groups of 8 (2 rows x 8 tokens) ran out of registers and
 // reloaded x for every row (BM_Matmul 2 threads m:8, bf16 1.59 -> 0.99 ms, f32 3.22 -> 2.22 ms).
 // bf16 in whole 64-byte lines with two accumulator sets up to 8 rows x tokens: 1.85x faster at
@@ -182,36 +183,31 @@ FRUGAL_SIMD_INLINE void fp8_decode4_n(const uint8_t* p, int64_t n, VF v[4]) {
 // ---- MXFP4 e2m1 ----
 //
 // A chunk is kFp4ChunkBytes packed bytes = 8 * kLanes elements = 4 scale blocks of 32, decoded
-// into 8 vectors in the target's lane order (fp4_order). Here: four loads at byte offsets 0..3 of
-// the chunk's 64 bytes; the low byte of dword i of load o is byte 4i + o, whose low nibble
-// (element 8i + 2o) vpermps reads from bits 0-3 and whose high nibble (element 8i + 2o + 1) it
-// reads after a shift by 4. Vector j = 2o + h therefore holds elements 8i + j (i = 0..15): the
-// "stride-8" order.
+// into 8 vectors in the target's lane order (fp4_order). Here: one load of the chunk's 64 bytes;
+// dword i holds bytes 4i..4i+3, i.e. elements 8i..8i+7 in its nibbles 0..7, and vpermps reads
+// the low 4 bits of each dword, so vector j is the table looked up with the dwords shifted right
+// by 4j: it holds elements 8i + j (i = 0..15), the "stride-8" order. (This used four loads at
+// byte offsets 0..3, three of them straddling two cache lines: a core streamed [2048, 4096]
+// matrices at 14.6 GB/s with them and 21.3 with one load and shifts, 2 threads 25.6 -> 32.8 GB/s;
+// BM_Gemv, 640 MiB ring, AMD Zen 5.)
 inline constexpr int64_t kFp4ChunkBytes = 4 * kLanes;
 // Bytes past a chunk that fp4_load may read (the offset loads' unused upper bytes).
-inline constexpr int64_t kFp4Overread = 3;
 struct Fp4Raw {
-  __m512i l[4];
+  __m512i l;
 };
-FRUGAL_SIMD_INLINE Fp4Raw fp4_load(const uint8_t* p) {
-  Fp4Raw r;
-  for (int o = 0; o < 4; ++o) r.l[o] = _mm512_loadu_si512(p + o);
-  return r;
-}
+FRUGAL_SIMD_INLINE Fp4Raw fp4_load(const uint8_t* p) { return {_mm512_loadu_si512(p)}; }
 // A chunk with nb valid bytes (any nb): nothing past p + nb is read; the rest decode as 0.
 FRUGAL_SIMD_INLINE Fp4Raw fp4_load_n(const uint8_t* p, int64_t nb) {
-  Fp4Raw r;
-  for (int o = 0; o < 4; ++o) r.l[o] = _mm512_maskz_loadu_epi8(bytes64(nb - o), p + o);
-  return r;
+  return {_mm512_maskz_loadu_epi8(bytes64(nb), p)};
 }
 // The 16 e2m1 values; vpermps indexes it with the low 4 bits of each dword.
 FRUGAL_SIMD_INLINE VF fp4_table() {
   return _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f, -1.0f, -1.5f,
                         -2.0f, -3.0f, -4.0f, -6.0f);
 }
-// Vector j (0..7) of the chunk, unscaled (exact e2m1 values).
+// Vector j (0..7) of the chunk, unscaled (exact e2m1 values): nibble j of every dword.
 FRUGAL_SIMD_INLINE VF fp4_decode_one(const Fp4Raw& raw, int j) {
-  const __m512i idx = (j & 1) ? _mm512_srli_epi32(raw.l[j / 2], 4) : raw.l[j / 2];
+  const __m512i idx = j == 0 ? raw.l : _mm512_srli_epi32(raw.l, 4 * j);
   return _mm512_permutexvar_ps(idx, fp4_table());
 }
 FRUGAL_SIMD_INLINE void fp4_decode(const Fp4Raw& raw, VF v[8]) {

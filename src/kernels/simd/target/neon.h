@@ -214,7 +214,6 @@ FRUGAL_SIMD_INLINE void fp8_decode4_n(const uint8_t* p, int64_t n, VF v[4]) {
 // Order: the low nibbles (even elements 0, 2, .., 30) make vectors 0-3, the high nibbles (odd
 // elements) vectors 4-7; vector j = 4h + q holds elements 2 (4q + d) + h, d = 0..3 (fp4_order).
 inline constexpr int64_t kFp4ChunkBytes = 4 * kLanes;
-inline constexpr int64_t kFp4Overread = 0;
 struct Fp4Raw {
   uint8x16_t b;
 };
