@@ -184,6 +184,16 @@ void register_matmuls(Isa isa) {
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   }
+  // The output head of V4-Flash (bf16 [129280, 4096], 1 GiB): decode reads it once per step for
+  // all the sequences of a batch (frugal serve), so its token groups stream from memory.
+  benchmark::RegisterBenchmark(("BM_Matmul/bf16_head/" + name).c_str(), BM_Matmul, isa,
+                               WeightFormat::kBF16, 129280, 4096)
+      ->ArgNames({"threads", "m"})
+      ->Args({2, 1})
+      ->Args({2, 4})
+      ->Args({2, 8})
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
 }
 
 }  // namespace
