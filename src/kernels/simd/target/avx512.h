@@ -189,9 +189,10 @@ FRUGAL_SIMD_INLINE void fp8_decode4_n(const uint8_t* p, int64_t n, VF v[4]) {
 // by 4j: it holds elements 8i + j (i = 0..15), the "stride-8" order. (This used four loads at
 // byte offsets 0..3, three of them straddling two cache lines: a core streamed [2048, 4096]
 // matrices at 14.6 GB/s with them and 21.3 with one load and shifts, 2 threads 25.6 -> 32.8 GB/s;
-// BM_Gemv, 640 MiB ring, AMD Zen 5.)
+// BM_Gemv, 640 MiB ring, AMD Zen 5; from L2 1.18x. On Zen 4, whose 512-bit shifts share the FMA
+// ports, the one-load decode had measured 9 % slower from L2 on 2026-11-28; its rate from memory
+// there was not measured.)
 inline constexpr int64_t kFp4ChunkBytes = 4 * kLanes;
-// Bytes past a chunk that fp4_load may read (the offset loads' unused upper bytes).
 struct Fp4Raw {
   __m512i l;
 };

@@ -51,8 +51,8 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // sharing each decoded vector across up to 8 tokens pays as it does there. Two accumulator sets
 // for bf16 up to 8 rows x tokens: an FMA has 4 cycles of latency and Neoverse cores issue 2 (N1)
 // to 4 (V1, V2) per cycle, so 8-16 independent chains are needed. MXFP4 is prefetched into L2
-// only: AVX-512 also prefetches into L1 because its offset loads straddle cache lines, while the
-// NEON decode reads each chunk with one plain load (as AVX2 does). The defaults (32 KiB of
+// only: AVX-512 also prefetches into L1, which measured better there (its decode once read each
+// chunk with four line-straddling loads; now, like NEON and AVX2, with one plain load). The defaults (32 KiB of
 // prepared x: half of a 64 KiB L1D; 512 KiB row blocks: half of a 1 MiB L2) fit Neoverse N1 / V1
 // / V2. Chosen, not measured: see the header comment.
 inline constexpr MatmulTuning kMatmul = {.max_tokens = 8,
