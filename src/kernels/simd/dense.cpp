@@ -104,7 +104,8 @@ template <bool kBf16>
 struct DenseGroup {
   template <int T>
   static void run(const MatmulTask& task, int64_t t0, int64_t r0, int64_t r1) {
-    constexpr int R = dense_rows_for(T);
+    constexpr int R =
+        kBf16 && T == 1 && kMatmul.bf16_gemv_rows > 0 ? kMatmul.bf16_gemv_rows : dense_rows_for(T);
     constexpr int64_t kPass = dense_pass_for(T);
     constexpr int kElem = kBf16 ? 2 : 4;
     const int64_t K = task.w.cols;

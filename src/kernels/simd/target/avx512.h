@@ -54,6 +54,12 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // 30 with the next group into L2 only and 31 into L1 only, 640 MiB ring).
 // Dense groups of 4 tokens x 4 rows: groups of 8 (2 rows x 8 tokens) ran out of registers and
 // reloaded x for every row (BM_Matmul 2 threads m:8, bf16 1.59 -> 0.99 ms, f32 3.22 -> 2.22 ms).
+// bf16 with one token (decode: the head) reads one row at a time, a single sequential stream per
+// thread, with its two accumulator chains: a core streamed [4096, 4096] at 30.7-33.2 GB/s instead
+// of 26.0-27.1 with 4 rows (AMD Zen 5, four alternations, read probe 34.5-39.1 GB/s on one thread);
+// on 2 threads, where the probe itself moved between 37 and 76 GB/s, the head [129280, 4096] took
+// 21.3-23.9 ms against 19.5-28.7. f32 keeps 4 rows (one row ran 0.9x: a single chain per row), and
+// bf16 with 2 tokens measured the same with 1, 2 or 4.
 // bf16 in whole 64-byte lines with two accumulator sets up to 8 rows x tokens: 1.85x faster at
 // 4 x 4, 1.1x at 2 x 8 (docs/BENCHMARKS.md). GEMM tile 32 rows x 256, 12 tokens: 24 accumulators.
 // MXFP4 (the routed experts: ~12 tokens each in a 512-token chunk, ~48 in a 2,048-token span):
@@ -68,6 +74,7 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 inline constexpr MatmulTuning kMatmul = {
     .max_tokens = 8, .fp8_rows = {4, 4, 2, 2, 2, 2, 2, 2}, .fp4_rows = {2, 2, 2, 2, 2, 2, 2, 2},
     .fp4_prefetch_l1 = true, .dense_tokens = 4, .dense_rows = {4, 4, 4, 4},
+    .bf16_gemv_rows = 1,
     .dense_pass_max = 8192, .bf16_lines = true, .gemm_min_tokens = 24, .gemm_rows = 32,
     .gemm_tokens = 12, .fp4_gemm_min_tokens = 10, .fp4_klane_max_tokens = 32, .klane_rows = 4,
     .klane_tokens = 4, .klane_cols = 1024};
