@@ -56,7 +56,7 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // reloaded x for every row (BM_Matmul 2 threads m:8, bf16 1.59 -> 0.99 ms, f32 3.22 -> 2.22 ms).
 // bf16 with one token (decode: the head) reads one row at a time, a single sequential stream per
 // thread, with its two accumulator chains: a core streamed [4096, 4096] at 30.7-33.2 GB/s instead
-// of 26.0-27.1 with 4 rows (AMD Zen 5, four alternations, read probe 34.5-39.1 GB/s on one thread);
+// of 26.0-27.1 with 4 rows (AMD Zen 5, six processes each, read probe 34.5-39.1 GB/s on one thread);
 // on 2 threads, where the probe itself moved between 37 and 76 GB/s, the head [129280, 4096] took
 // 21.3-23.9 ms against 19.5-28.7. f32 keeps 4 rows (one row ran 0.9x: a single chain per row), and
 // bf16 with 2 tokens measured the same with 1, 2 or 4.
