@@ -26,21 +26,25 @@ FRUGAL_SIMD_INLINE VF load_w_n(const void* w, int64_t i, int64_t n) {
   }
 }
 
-// out[r * T + t] = sum_k x[t][k] w[r][k] for R rows (element stride ldw) and T tokens. The rows
-// of the next group are prefetched into L2 as in gemv.cpp, one line per 64 bytes read.
+// out[r * T + t] = sum_k x[t][k] w[r][k] for R rows (element stride ldw) and T tokens. The bytes
+// ahead_bytes on (the next register group's rows, or the next row block's: run_groups) are
+// prefetched into L2 as in gemv.cpp, one line per 64 bytes read.
 // Always inlined into its group, as the hand-written kernels were: out of line, bf16 with 3 tokens
 // ran 10-20 % slower (kernels_bench BM_Matmul/bf16 avx512 threads:1 m:3).
 template <bool kBf16, int R, int T>
-[[gnu::always_inline]] inline void dense_rows(const void* w, int64_t ldw, const float* x, int64_t ldx, int64_t n, float* out) {
+[[gnu::always_inline]] inline void dense_rows(const void* w, int64_t ldw, const float* x,
+                                              int64_t ldx, int64_t n, int64_t ahead_bytes,
+                                              float* out) {
   constexpr int kElem = kBf16 ? 2 : 4;
   VF acc[R][T];
   for (int r = 0; r < R; ++r) {
     for (int t = 0; t < T; ++t) acc[r][t] = zero();
   }
   const auto* wb = static_cast<const char*>(w);
-  const int64_t group_bytes = R * ldw * kElem;
   int64_t k = 0;
-  if constexpr (kBf16 && kBf16Lines) {
+  // bf16 in lines: where the target asks for it, and for the one-token kernel with its own row
+  // count (a single row needs the second chain).
+  if constexpr (kBf16 && (kBf16Lines || (T == 1 && kMatmul.bf16_gemv_rows > 0))) {
     // Whole lines of bf16 (2 vectors); with at most 8 rows x tokens, two accumulators per row and
     // token so that enough FMA chains are independent; with more, the chains are enough and a
     // second set does not fit the registers (kBf16Lines in the target header).
@@ -53,7 +57,7 @@ template <bool kBf16, int R, int T>
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {
         const char* p = wb + (r * ldw + k) * kElem;
-        if (2 * kLanes * kElem >= 64 || (k * kElem) % 64 == 0) prefetch_l2(p + group_bytes);
+        if (2 * kLanes * kElem >= 64 || (k * kElem) % 64 == 0) prefetch_l2(p + ahead_bytes);
         VF lo, hi;
         load_bf16x2(reinterpret_cast<const uint16_t*>(p), &lo, &hi);
 #pragma GCC unroll 8
@@ -78,7 +82,7 @@ template <bool kBf16, int R, int T>
     for (int r = 0; r < R; ++r) {
       // One prefetch per 64 bytes (every step when a vector of weights is a whole line).
       if (kLanes * kElem >= 64 || (k * kElem) % 64 == 0) {
-        prefetch_l2(wb + (r * ldw + k) * kElem + group_bytes);
+        prefetch_l2(wb + (r * ldw + k) * kElem + ahead_bytes);
       }
       const VF wv = load_w<kBf16>(wb + r * ldw * kElem, k);
 #pragma GCC unroll 8
@@ -103,7 +107,7 @@ template <bool kBf16, int R, int T>
 template <bool kBf16>
 struct DenseGroup {
   template <int T>
-  static void run(const MatmulTask& task, int64_t t0, int64_t r0, int64_t r1) {
+  static void run(const MatmulTask& task, int64_t t0, int64_t r0, int64_t r1, int64_t ahead) {
     constexpr int R =
         kBf16 && T == 1 && kMatmul.bf16_gemv_rows > 0 ? kMatmul.bf16_gemv_rows : dense_rows_for(T);
     constexpr int64_t kPass = dense_pass_for(T);
@@ -117,11 +121,13 @@ struct DenseGroup {
       const int64_t n = min64(K - c0, kPass);
       int64_t r = r0;
       for (; r + R <= r1; r += R) {
-        dense_rows<kBf16, R, T>(wdata + (r * K + c0) * kElem, K, x + c0, task.ldx, n, part);
+        dense_rows<kBf16, R, T>(wdata + (r * K + c0) * kElem, K, x + c0, task.ldx, n,
+                                (ahead > 0 ? ahead : R) * K * kElem, part);
         store_rows<R, T>(part, y, task.ldy, r, c0 == 0);
       }
       for (; r < r1; ++r) {
-        dense_rows<kBf16, 1, T>(wdata + (r * K + c0) * kElem, K, x + c0, task.ldx, n, part);
+        dense_rows<kBf16, 1, T>(wdata + (r * K + c0) * kElem, K, x + c0, task.ldx, n,
+                                (ahead > 0 ? ahead : 1) * K * kElem, part);
         store_rows<1, T>(part, y, task.ldy, r, c0 == 0);
       }
     }
@@ -140,7 +146,8 @@ void matmul_f32(const MatmulTask& task, int64_t r0, int64_t r1) {
     gemm_many_tokens(task, r0, r1);
     return;
   }
-  run_groups(task, r0, r1, kF32Fns.at, kDenseTokens, task.w.cols * 4, 1, 16);
+  run_groups(task, r0, r1, kF32Fns.at, kDenseTokens, task.w.cols * 4, 1, 16,
+             kDenseBlockAhead);
 }
 
 void matmul_bf16(const MatmulTask& task, int64_t r0, int64_t r1) {
@@ -148,7 +155,8 @@ void matmul_bf16(const MatmulTask& task, int64_t r0, int64_t r1) {
     gemm_many_tokens(task, r0, r1);
     return;
   }
-  run_groups(task, r0, r1, kBf16Fns.at, kDenseTokens, task.w.cols * 2, 1, 16);
+  run_groups(task, r0, r1, kBf16Fns.at, kDenseTokens, task.w.cols * 2, 1, 16,
+             kDenseBlockAhead);
 }
 
 }  // namespace frugal::kernels::simd::FRUGAL_SIMD_NS

@@ -86,7 +86,7 @@ void fp8_rows(const uint8_t* w, int64_t ldw, const float* xs, int64_t ldxs, int6
 
 struct Fp8Group {
   template <int T>
-  static void run(const MatmulTask& task, int64_t t0, int64_t r0, int64_t r1) {
+  static void run(const MatmulTask& task, int64_t t0, int64_t r0, int64_t r1, int64_t /*ahead*/) {
     constexpr int R = fp8_rows_for(T);
     alignas(64) float xs[kPrepFloats];
     alignas(64) float part[R * T];
@@ -235,7 +235,7 @@ void fp4_prepare_x(const float* x, int64_t n, float* xs) {
 
 struct Fp4Group {
   template <int T>
-  static void run(const MatmulTask& task, int64_t t0, int64_t r0, int64_t r1) {
+  static void run(const MatmulTask& task, int64_t t0, int64_t r0, int64_t r1, int64_t /*ahead*/) {
     constexpr int R = fp4_rows_for(T);
     alignas(64) float xs[kPrepFloats];
     alignas(64) float part[R * T];
@@ -270,7 +270,7 @@ void matmul_fp8(const MatmulTask& task, int64_t r0, int64_t r1) {
     gemm_many_tokens(task, r0, r1);
     return;
   }
-  run_groups(task, r0, r1, kFp8Fns.at, kMaxTokens, task.w.cols, 128, 128);
+  run_groups(task, r0, r1, kFp8Fns.at, kMaxTokens, task.w.cols, 128, 128, false);
 }
 
 void matmul_mxfp4(const MatmulTask& task, int64_t r0, int64_t r1) {
@@ -279,7 +279,7 @@ void matmul_mxfp4(const MatmulTask& task, int64_t r0, int64_t r1) {
     return;
   }
   run_groups(task, r0, r1, kFp4Fns.at, kMaxTokens, task.w.cols / 2 + task.w.cols / 32 + 1,
-             128, 128);
+             128, 128, false);
 }
 
 }  // namespace frugal::kernels::simd::FRUGAL_SIMD_NS

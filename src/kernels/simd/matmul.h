@@ -19,6 +19,7 @@ inline constexpr int64_t kFp4GemmMinTokens =
     kMatmul.fp4_gemm_min_tokens > 0 ? kMatmul.fp4_gemm_min_tokens : kMatmul.gemm_min_tokens;
 inline constexpr int64_t kPrepFloats = kMatmul.prep_floats;
 inline constexpr int64_t kRowBlockBytes = kMatmul.row_block_bytes;
+inline constexpr bool kDenseBlockAhead = kMatmul.dense_block_ahead;
 inline constexpr bool kFp4PrefetchL1 = kMatmul.fp4_prefetch_l1;
 inline constexpr bool kBf16Lines = kMatmul.bf16_lines;
 inline constexpr int kGemmRows = kMatmul.gemm_rows;
@@ -66,8 +67,10 @@ FRUGAL_SIMD_INLINE void store_rows(const float* part, float* y, int64_t ldy, int
   }
 }
 
-// A group kernel: tokens [t0, t0 + T) of the task, rows [r0, r1).
-using GroupFn = void (*)(const MatmulTask&, int64_t t0, int64_t r0, int64_t r1);
+// A group kernel: tokens [t0, t0 + T) of the task, rows [r0, r1). `ahead`: when > 0, the kernel
+// prefetches the rows that many rows on (the next row block) instead of its next register group
+// (the dense groups; the FP8 / MXFP4 groups are always given 0 and ignore it).
+using GroupFn = void (*)(const MatmulTask&, int64_t t0, int64_t r0, int64_t r1, int64_t ahead);
 
 // N kernel entry points indexed by token count - 1. A plain array, not std::array: a standard
 // template instantiated here is a weak symbol that the linker could pick for baseline code.
@@ -85,17 +88,22 @@ constexpr FnTable<GroupFn, sizeof...(I)> group_fns(std::integer_sequence<int, I.
 // Token groups of up to `group` tokens (fns[T - 1] runs T of them); with several groups, rows go
 // in blocks of about kRowBlockBytes of weights (`align`-row aligned: multiples of the FP8 scale
 // blocks for the block-scaled formats; at least min_rows) so that every group after the first
-// reads them from L2.
+// reads them from L2. With `ahead` (the groups honour it), the last group of a block, which reads
+// from L2 and would leave the memory idle, prefetches the next block (when it has as many rows),
+// so the first group finds it in L2 too and the reads overlap the arithmetic instead of
+// alternating with it.
 inline void run_groups(const MatmulTask& task, int64_t r0, int64_t r1, const GroupFn* fns,
-                       int group, int64_t row_bytes, int64_t align, int64_t min_rows) {
+                       int group, int64_t row_bytes, int64_t align, int64_t min_rows,
+                       bool ahead) {
   int64_t block = kRowBlockBytes / row_bytes / align * align;
   if (block < min_rows) block = min_rows;
   for (int64_t b0 = r0; b0 < r1;) {
     const int64_t aligned_end = task.m <= group ? r1 : (b0 / align * align) + block;
     const int64_t b1 = aligned_end < r1 ? aligned_end : r1;
+    const int64_t next = ahead && b1 + (b1 - b0) <= r1 ? b1 - b0 : 0;
     for (int64_t t0 = 0; t0 < task.m; t0 += group) {
       const int64_t left = task.m - t0;
-      fns[(left < group ? left : group) - 1](task, t0, b0, b1);
+      fns[(left < group ? left : group) - 1](task, t0, b0, b1, left <= group ? next : 0);
     }
     b0 = b1;
   }

@@ -46,9 +46,14 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // in L1); GEMM tile of 16 rows, 6 tokens x 2 vectors (12 accumulators). No k-lane GEMM (gemm.cpp):
 // with 4 rows x 2 tokens it was, against the groups and the tile, MXFP4 1.07-1.16x at m = 12-16
 // but 0.88x at 48, FP8 0.91-0.99x (kernels_bench BM_Matmul, 1 thread, m = 4-64).
+// bf16 with one token: 2 rows in whole lines (two chains each; 4 streams of a thread, not 8), a
+// core streams [4096, 4096] at 33.2-34.7 GB/s against 31.8-31.9 with 4 rows and 34.6-35.6 for
+// the per-width kernel this replaced (AMD Zen 5 running the AVX2 code; two series of 7 and 5
+// alternated processes, medians); one row with 4 chains ran 26.1.
 inline constexpr MatmulTuning kMatmul = {.max_tokens = 4, .fp8_rows = {4, 2, 2, 2},
                                          .fp4_rows = {2, 1, 1, 1}, .fp4_prefetch_l1 = false,
                                          .dense_tokens = 4, .dense_rows = {4, 4, 2, 2},
+                                         .bf16_gemv_rows = 2,
                                          .dense_pass_max = 2048, .bf16_lines = false,
                                          .gemm_min_tokens = 16, .gemm_rows = 16, .gemm_tokens = 6};
 

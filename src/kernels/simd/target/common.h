@@ -39,6 +39,9 @@ struct MatmulTuning {
   // With more tokens than one group, rows go in blocks of about this many weight bytes, so that
   // every group after the first reads them from L2.
   int64_t row_block_bytes = int64_t{512} << 10;
+  // bf16 / f32 with several token groups: the last group of a row block prefetches the next
+  // block into L2 (run_groups), so row blocks should leave room for two in the L2.
+  bool dense_block_ahead = false;
 };
 
 FRUGAL_SIMD_INLINE VF zero() { return VF{}; }
