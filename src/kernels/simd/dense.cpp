@@ -42,9 +42,9 @@ template <bool kBf16, int R, int T>
   }
   const auto* wb = static_cast<const char*>(w);
   int64_t k = 0;
-  // bf16 in lines: where the target asks for it, and for the one-token kernel with its own row
-  // count (a single row needs the second chain).
-  if constexpr (kBf16 && (kBf16Lines || (T == 1 && kMatmul.bf16_gemv_rows > 0))) {
+  // bf16 in lines: where the target asks for it, and for groups with their own row count (a
+  // single row needs the second chain).
+  if constexpr (kBf16 && (kBf16Lines || kMatmul.bf16_rows[T - 1] > 0)) {
     // Whole lines of bf16 (2 vectors); with at most 8 rows x tokens, two accumulators per row and
     // token so that enough FMA chains are independent; with more, the chains are enough and a
     // second set does not fit the registers (kBf16Lines in the target header).
@@ -109,7 +109,7 @@ struct DenseGroup {
   template <int T>
   static void run(const MatmulTask& task, int64_t t0, int64_t r0, int64_t r1, int64_t ahead) {
     constexpr int R =
-        kBf16 && T == 1 && kMatmul.bf16_gemv_rows > 0 ? kMatmul.bf16_gemv_rows : dense_rows_for(T);
+        kBf16 && kMatmul.bf16_rows[T - 1] > 0 ? kMatmul.bf16_rows[T - 1] : dense_rows_for(T);
     constexpr int64_t kPass = dense_pass_for(T);
     constexpr int kElem = kBf16 ? 2 : 4;
     const int64_t K = task.w.cols;

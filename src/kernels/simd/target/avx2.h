@@ -53,7 +53,7 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 inline constexpr MatmulTuning kMatmul = {.max_tokens = 4, .fp8_rows = {4, 2, 2, 2},
                                          .fp4_rows = {2, 1, 1, 1}, .fp4_prefetch_l1 = false,
                                          .dense_tokens = 4, .dense_rows = {4, 4, 2, 2},
-                                         .bf16_gemv_rows = 2,
+                                         .bf16_rows = {2},
                                          .dense_pass_max = 2048, .bf16_lines = false,
                                          .gemm_min_tokens = 16, .gemm_rows = 16, .gemm_tokens = 6};
 

@@ -59,7 +59,8 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // of 26.0-27.1 with 4 rows (AMD Zen 5, six processes each, read probe 34.5-39.1 GB/s on one thread);
 // on 2 threads, where the probe itself moved between 37 and 76 GB/s, the head [129280, 4096] took
 // 21.3-23.9 ms against 19.5-28.7. f32 keeps 4 rows (one row ran 0.9x: a single chain per row), and
-// bf16 with 2 tokens measured the same with 1, 2 or 4.
+// bf16 with 2 tokens measured the same with 1, 2 or 4. bf16 with 2-4 tokens in 2 rows: 0.94-0.96x
+// on one thread (m = 4, 8), 0.74-1.15x on two (noise of the memory): kept at 4.
 // bf16 / f32 with 5-8 tokens (two groups of 4; a batched step's head) read rows in blocks of
 // 256 KiB, the second group from L2, and the second group prefetches the next block, so the first
 // group's reads no longer stall on memory while the second group's leave it idle: BM_Matmul 2
@@ -80,7 +81,7 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 inline constexpr MatmulTuning kMatmul = {
     .max_tokens = 8, .fp8_rows = {4, 4, 2, 2, 2, 2, 2, 2}, .fp4_rows = {2, 2, 2, 2, 2, 2, 2, 2},
     .fp4_prefetch_l1 = true, .dense_tokens = 4, .dense_rows = {4, 4, 4, 4},
-    .bf16_gemv_rows = 1,
+    .bf16_rows = {1},
     .dense_pass_max = 8192, .bf16_lines = true, .gemm_min_tokens = 24, .gemm_rows = 32,
     .gemm_tokens = 12, .fp4_gemm_min_tokens = 10, .fp4_klane_max_tokens = 32, .klane_rows = 4,
     .klane_tokens = 4, .klane_cols = 1024, .row_block_bytes = int64_t{256} << 10,

@@ -18,7 +18,9 @@ struct MatmulTuning {
   bool fp4_prefetch_l1;  // MXFP4: next row group into L1 and 8 groups ahead into L2 (else L2)
   int dense_tokens;    // tokens per bf16 / f32 group (<= 8)
   int dense_rows[8];   // [T - 1]: rows per dense group
-  int bf16_gemv_rows = 0;  // rows per bf16 group for one token (0: dense_rows[0])
+  // [T - 1]: rows per bf16 group where they differ from dense_rows (0: dense_rows[T - 1]); such a
+  // group reads whole lines with two chains per row and token (as with bf16_lines).
+  int bf16_rows[8] = {};
   int64_t dense_pass_max;  // most columns of x per dense pass (also <= prep_floats / T)
   bool bf16_lines;     // bf16 in whole 2-vector lines with a second accumulator set
   int64_t gemm_min_tokens;  // from this many tokens on, gemm.cpp (each weight decoded once)
