@@ -46,10 +46,10 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // in L1); GEMM tile of 16 rows, 6 tokens x 2 vectors (12 accumulators). No k-lane GEMM (gemm.cpp):
 // with 4 rows x 2 tokens it was, against the groups and the tile, MXFP4 1.07-1.16x at m = 12-16
 // but 0.88x at 48, FP8 0.91-0.99x (kernels_bench BM_Matmul, 1 thread, m = 4-64).
-// bf16 with one token: 2 rows in whole lines (two chains each; 4 streams of a thread, not 8), a
-// core streams [4096, 4096] at 33.2-34.7 GB/s against 31.8-31.9 with 4 rows and 34.6-35.6 for
-// the per-width kernel this replaced (AMD Zen 5 running the AVX2 code; two series of 7 and 5
-// alternated processes, medians); one row with 4 chains ran 26.1.
+// bf16 with one token: 2 rows in whole lines (two chains each; 4 streams of a thread, not 8): one
+// core streams [4096, 4096] at 1.04-1.09x the rate of 4 rows (two series) and 0.96-1.01x that of
+// the per-width kernel this replaced (four series; AMD Zen 5 running the AVX2 code, 5-7 alternated
+// processes each, medians; docs/BENCHMARKS.md); one row with 4 chains ran 0.73x.
 inline constexpr MatmulTuning kMatmul = {.max_tokens = 4, .fp8_rows = {4, 2, 2, 2},
                                          .fp4_rows = {2, 1, 1, 1}, .fp4_prefetch_l1 = false,
                                          .dense_tokens = 4, .dense_rows = {4, 4, 2, 2},

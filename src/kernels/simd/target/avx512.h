@@ -60,14 +60,15 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // on 2 threads, where the probe itself moved between 37 and 76 GB/s, the head [129280, 4096] took
 // 21.3-23.9 ms against 19.5-28.7. f32 keeps 4 rows (one row ran 0.9x: a single chain per row), and
 // bf16 with 2 tokens measured the same with 1, 2 or 4. bf16 with 2-4 tokens in 2 rows: 0.94-0.96x
-// on one thread (m = 4, 8), 0.74-1.15x on two (noise of the memory): kept at 4.
+// on one thread (m = 4, 8), 0.72-1.15x on two (noise of the memory): kept at 4.
 // bf16 / f32 with 5-8 tokens (two groups of 4; a batched step's head) read rows in blocks of
 // 256 KiB, the second group from L2, and the second group prefetches the next block, so the first
 // group's reads no longer stall on memory while the second group's leave it idle: BM_Matmul 2
 // threads m:8, head [129280, 4096] 1.10-1.17x, bf16 [4096, 4096] 1.15-1.21x, f32 1.00-1.06x
 // (AMD Zen 5, three series of alternated processes, medians of 4-5; with 512 KiB blocks the two
 // blocks thrashed the 1 MiB L2: 1.04x). Each group prefetching its share of the next block instead
-// ran 0.84-0.93x. FP8 / MXFP4 groups with 9+ tokens: the same with 256 or 512 KiB blocks.
+// ran 0.84-0.93x. The FP8 groups with 12 tokens (several groups of 8, so row blocks too) ran the
+// same with 256 or 512 KiB blocks (1.00x); MXFP4 has several groups only at 9 tokens (unmeasured).
 // bf16 in whole 64-byte lines with two accumulator sets up to 8 rows x tokens: 1.85x faster at
 // 4 x 4, 1.1x at 2 x 8 (docs/BENCHMARKS.md). GEMM tile 32 rows x 256, 12 tokens: 24 accumulators.
 // MXFP4 (the routed experts: ~12 tokens each in a 512-token chunk, ~48 in a 2,048-token span):
