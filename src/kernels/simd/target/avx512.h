@@ -66,9 +66,10 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // group's reads no longer stall on memory while the second group's leave it idle: BM_Matmul 2
 // threads m:8, head [129280, 4096] 1.10-1.17x, bf16 [4096, 4096] 1.15-1.21x, f32 1.00-1.06x
 // (AMD Zen 5, three series of alternated processes, medians of 4-5; with 512 KiB blocks the two
-// blocks thrashed the 1 MiB L2: 1.04x). Each group prefetching its share of the next block instead
-// ran 0.84-0.93x. The FP8 groups with 12 tokens (several groups of 8, so row blocks too) ran the
-// same with 256 or 512 KiB blocks (1.00x); MXFP4 has several groups only at 9 tokens (unmeasured).
+// blocks thrashed the 1 MiB L2: 1.01-1.05x). Each group prefetching its share of the next block
+// instead ran 0.84-0.93x. The FP8 groups with 12 tokens (several groups of 8, so row blocks too)
+// ran the same with 256 or 512 KiB blocks (1.00x); MXFP4 has several groups only at 9 tokens
+// (unmeasured).
 // bf16 in whole 64-byte lines with two accumulator sets up to 8 rows x tokens: 1.85x faster at
 // 4 x 4, 1.1x at 2 x 8 (docs/BENCHMARKS.md). GEMM tile 32 rows x 256, 12 tokens: 24 accumulators.
 // MXFP4 (the routed experts: ~12 tokens each in a 512-token chunk, ~48 in a 2,048-token span):
