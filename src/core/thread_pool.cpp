@@ -147,6 +147,13 @@ ThreadPool::~ThreadPool() {
 
 int ThreadPool::n_threads() const { return impl_->n_threads; }
 
+int ThreadPool::default_threads() {
+  cpu_set_t allowed_set;
+  CPU_ZERO(&allowed_set);
+  if (sched_getaffinity(0, sizeof allowed_set, &allowed_set) != 0) return 1;
+  return std::max(1, CPU_COUNT(&allowed_set));
+}
+
 Result<std::unique_ptr<ThreadPool>> ThreadPool::create(const ThreadPoolOptions& options) {
   cpu_set_t allowed_set;
   CPU_ZERO(&allowed_set);

@@ -51,6 +51,8 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int n_threads() const;
+  // The thread count n_threads = 0 gives: the CPUs this process may run on (at least 1).
+  static int default_threads();
 
   // fn(ctx, begin, end, thread) over chunks of [0, n) that cover it exactly once. Each chunk is
   // at least `grain` long (a single chunk [0, n) when n < 2 * grain); grain < 1 counts as 1.

@@ -66,7 +66,8 @@ v4::ModelOptions model_options(const EngineOptions& options) {
   return {.max_chunk = options.max_chunk,
           .max_seq_len = options.max_seq_len,
           .max_batch = options.max_batch,
-          .act_quant = options.act_quant};
+          .act_quant = options.act_quant,
+          .threads = options.threads};
 }
 
 Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {

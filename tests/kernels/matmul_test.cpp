@@ -116,6 +116,27 @@ TEST_P(MatmulTest, ThreadedRowSplit) {
   }
 }
 
+// A row's sums do not depend on how the rows are split across threads: the same bits with a pool
+// of 2 as on one thread (the model runs an expert's matmuls on one thread or split, moe.cpp, and
+// relies on the same results). 1,031 rows: every format is split, into chunks of odd sizes.
+TEST_P(MatmulTest, ThreadedRowSplitIsBitExact) {
+  auto pool = testing::make_pool(2);
+  ASSERT_NE(pool, nullptr);
+  FRUGAL_KERNELS_OR_SKIP(k2, GetParam(), pool.get());
+  FRUGAL_KERNELS_OR_SKIP(k1, GetParam(), nullptr);
+  std::mt19937 rng(7);
+  for (WeightFormat f : kFormats) {
+    const auto w = make_weight(f, 1031, 1536, rng);
+    for (int64_t m : {1, 2, 3, 4, 5, 8, 12, 20, 30}) {
+      const auto x = random_vector(m * 1536, rng);
+      std::vector<float> y1(m * 1031), y2(m * 1031);
+      k1.matmul(w.view, m, x.data(), y1.data());
+      k2.matmul(w.view, m, x.data(), y2.data());
+      EXPECT_TRUE(y1 == y2) << describe(f, {1031, 1536}, m);
+    }
+  }
+}
+
 // The oracle itself against exact (double) products of the dequantized weights, with extremes:
 // the largest e4m3 code times the largest test scale, the smallest subnormal, zeros.
 TEST(MatmulOracle, MatchesDoubleProducts) {

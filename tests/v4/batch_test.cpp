@@ -97,6 +97,66 @@ TEST(V4Batch, EachSequenceEqualsItsOwnForward) {
   }
 }
 
+// A small pass on several threads runs its routed experts one expert per thread (moe.cpp); the
+// logits and caches equal those of the same steps on one thread, where each expert's matmuls run
+// in turn, bit for bit on every ISA: the experts' outputs are added in the same order, and a
+// matmul row is the same sums whichever thread computes it (kernels' MatmulTest.ThreadedRowSplit*).
+// The checkpoint has 3 experts per token here (the fixture's 2 would add every token's two expert
+// outputs in either order to the same bits).
+TEST(V4Batch, ExpertsOnePerThreadEqualOneThread) {
+  auto cfg = load_config(fixture_dir() + "/config.json");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().to_string();
+  cfg->n_activated_experts = 3;
+  const std::string dir = frugal::test::process_temp_dir().file("v4-random-top3");
+  ASSERT_TRUE(write_synth_checkpoint(*cfg, dir, {.seed = 3}).ok());
+  auto pool = ThreadPool::create({.n_threads = 2});
+  ASSERT_TRUE(pool.ok()) << pool.status().to_string();
+  for (kernels::Isa isa : kernels::supported_isas()) {
+    auto k = kernels::Kernels::create({.isa = isa, .pool = pool->get()});
+    ASSERT_TRUE(k.ok()) << k.status().to_string();
+    const ModelOptions o = {.max_chunk = 16, .max_seq_len = 256, .max_batch = kSeqs};
+    auto two = Model::load(dir, *k, {}, o);
+    auto one = Model::load(dir, test_kernels(isa), {}, o);
+    ASSERT_TRUE(two.ok() && one.ok());
+    const int64_t v = (*two)->config().vocab_size;
+    std::mt19937 rng(22);
+    std::vector<std::unique_ptr<kv::V4SequenceCache>> a, b;
+    for (int q = 0; q < kSeqs; ++q) {
+      a.push_back(new_cache(**two, kv::CacheFormat::kFp8));
+      b.push_back(new_cache(**one, kv::CacheFormat::kFp8));
+    }
+    int step_no = 0;
+    for (const auto& step : schedule()) {
+      std::vector<std::vector<int32_t>> ids(kSeqs);
+      std::vector<std::vector<float>> got(kSeqs), want(kSeqs);
+      std::vector<BatchEntry> ea, eb;
+      for (int q = 0; q < kSeqs; ++q) {
+        if (step[q] == 0) continue;
+        for (int t = 0; t < step[q]; ++t) ids[q].push_back(static_cast<int32_t>(rng() % v));
+        got[q].assign(v, 0.0f);
+        want[q].assign(v, 0.0f);
+        ea.push_back({.cache = a[q].get(), .ids = ids[q], .logits = got[q]});
+        eb.push_back({.cache = b[q].get(), .ids = ids[q], .logits = want[q]});
+      }
+      ASSERT_TRUE((*two)->forward_batch(ea).ok());
+      ASSERT_TRUE((*one)->forward_batch(eb).ok());
+      for (int q = 0; q < kSeqs; ++q) {
+        ASSERT_TRUE(got[q] == want[q]) << kernels::isa_name(isa) << " step " << step_no
+                                       << " sequence " << q;
+      }
+      ++step_no;
+    }
+    for (int q = 0; q < kSeqs; ++q) {
+      auto sa = a[q]->snapshot(), sb = b[q]->snapshot();
+      ASSERT_TRUE(sa.ok() && sb.ok());
+      for (size_t i = 0; i < sa->parts.size(); ++i) EXPECT_TRUE(sa->parts[i] == sb->parts[i]) << i;
+    }
+    // Every step ran that way on two threads (4 MoE layers each), none on one.
+    EXPECT_EQ((*two)->parallel_moe_passes(), step_no * (*two)->config().n_layers);
+    EXPECT_EQ((*one)->parallel_moe_passes(), 0);
+  }
+}
+
 TEST(V4Batch, ChecksNameTheSequenceAndTheLimit) {
   auto m = batch_model(kernels::best_isa());
   ASSERT_NE(m, nullptr);

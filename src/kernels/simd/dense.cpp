@@ -31,7 +31,10 @@ FRUGAL_SIMD_INLINE VF load_w_n(const void* w, int64_t i, int64_t n) {
 // prefetched into L2 as in gemv.cpp, one line per 64 bytes read.
 // Always inlined into its group, as the hand-written kernels were: out of line, bf16 with 3 tokens
 // ran 10-20 % slower (kernels_bench BM_Matmul/bf16 avx512 threads:1 m:3).
-template <bool kBf16, int R, int T>
+// kTwo: bf16 lines with two accumulator sets (see below), chosen by the group for its R rows and
+// given to its single leftover rows too, so that a row's sums never depend on which rows it is
+// computed with (a matmul split across threads gives the bits of one thread: MatmulTest).
+template <bool kBf16, int R, int T, bool kTwo>
 [[gnu::always_inline]] inline void dense_rows(const void* w, int64_t ldw, const float* x,
                                               int64_t ldx, int64_t n, int64_t ahead_bytes,
                                               float* out) {
@@ -48,7 +51,6 @@ template <bool kBf16, int R, int T>
     // Whole lines of bf16 (2 vectors); with at most 8 rows x tokens, two accumulators per row and
     // token so that enough FMA chains are independent; with more, the chains are enough and a
     // second set does not fit the registers (kBf16Lines in the target header).
-    constexpr bool kTwo = R * T <= 8;
     VF acc2[kTwo ? R : 1][kTwo ? T : 1];
     for (int r = 0; r < (kTwo ? R : 1); ++r) {
       for (int t = 0; t < (kTwo ? T : 1); ++t) acc2[r][t] = zero();
@@ -110,6 +112,7 @@ struct DenseGroup {
   static void run(const MatmulTask& task, int64_t t0, int64_t r0, int64_t r1, int64_t ahead) {
     constexpr int R =
         kBf16 && kMatmul.bf16_rows[T - 1] > 0 ? kMatmul.bf16_rows[T - 1] : dense_rows_for(T);
+    constexpr bool kTwo = R * T <= 8;  // two accumulator sets for bf16 lines (dense_rows)
     constexpr int64_t kPass = dense_pass_for(T);
     constexpr int kElem = kBf16 ? 2 : 4;
     const int64_t K = task.w.cols;
@@ -121,12 +124,12 @@ struct DenseGroup {
       const int64_t n = min64(K - c0, kPass);
       int64_t r = r0;
       for (; r + R <= r1; r += R) {
-        dense_rows<kBf16, R, T>(wdata + (r * K + c0) * kElem, K, x + c0, task.ldx, n,
+        dense_rows<kBf16, R, T, kTwo>(wdata + (r * K + c0) * kElem, K, x + c0, task.ldx, n,
                                 (ahead > 0 ? ahead : R) * K * kElem, part);
         store_rows<R, T>(part, y, task.ldy, r, c0 == 0);
       }
       for (; r < r1; ++r) {
-        dense_rows<kBf16, 1, T>(wdata + (r * K + c0) * kElem, K, x + c0, task.ldx, n,
+        dense_rows<kBf16, 1, T, kTwo>(wdata + (r * K + c0) * kElem, K, x + c0, task.ldx, n,
                                 (ahead > 0 ? ahead : 1) * K * kElem, part);
         store_rows<1, T>(part, y, task.ldy, r, c0 == 0);
       }

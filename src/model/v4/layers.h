@@ -36,6 +36,7 @@ struct ScratchSizes {
   // processes share them (expert parallel).
   bool expert_rows = false;
   bool act_quant = false;  // ModelOptions::act_quant: Scratch::aq is needed
+  int64_t threads = 1;     // the pool's: per-thread buffers of the parallel experts (moe.cpp)
 };
 
 // f32 (and int32) work buffers. n = tokens of a chunk (<= max_chunk), N = of a span (<= max_span:
@@ -86,10 +87,22 @@ struct Scratch {
   float* eg = nullptr;       // [min(N, kMatmulRows), moe_inter_dim]
   float* eu = nullptr;       // [min(N, kMatmulRows), moe_inter_dim]
   float* eo = nullptr;       // [N, dim]
-  // streamed or expert-parallel experts only (ScratchSizes::expert_rows; else nullptr):
-  float* epair = nullptr;    // [N * n_activated_experts, dim] each etok row's expert output
+  // Each etok row's expert output [rows, dim]: rows = N * n_activated_experts when the experts
+  // stream or are shared with other processes (ScratchSizes::expert_rows), else
+  // min(N, kParallelExpertTokens) * n_activated_experts with more than one thread, else none.
+  float* epair = nullptr;
+  int64_t epair_rows = 0;
   int32_t* eused = nullptr;  // [n_routed_experts] the experts the span uses, ascending
   int32_t* ehint = nullptr;  // [N * n_activated_experts] the next block's guessed experts
+  // (expert_rows only)
+  // The parallel experts of a small pass (moe.cpp), per thread: [expert_threads,
+  // kParallelExpertRows, dim] gathered inputs, [.., moe_inter_dim] gate and up. None with one
+  // thread (expert_threads = 0).
+  float* pxg = nullptr;
+  float* peg = nullptr;
+  float* peu = nullptr;
+  int64_t expert_threads = 0;
+  int64_t parallel_moe_passes = 0;  // MoE layers run that way (Model::parallel_moe_passes)
   float* ee = nullptr;       // [n, dim] MTP: e_proj(enorm(embed(next)))
   float* blogits = nullptr;  // [max_batch, vocab] forward_batch: the last rows' logits
   int32_t* bids = nullptr;   // [n] forward_batch: the token ids of all rows
@@ -144,6 +157,12 @@ struct Ctx {
 // further out once per tile. Measured on this machine (FP8 [2048, 4096], 2 threads): 2,048 tokens
 // at once 76-78 GFLOP/s, in pieces of 128-512 95-98.
 inline constexpr int64_t kMatmulRows = 512;
+// A pass of at most kParallelExpertTokens rows (a batched decode step) runs its routed experts with
+// at most kParallelExpertRows rows each one expert per thread (moe.cpp): with one token each, an
+// expert's three matmuls split across the threads cost three fork / joins for ~0.1 ms of work
+// each, and the ~45 distinct experts of 8 sequences per layer ~130 of them.
+inline constexpr int64_t kParallelExpertTokens = 16;
+inline constexpr int64_t kParallelExpertRows = 4;
 // model.cpp — y [m, w.rows] = x [m, w.cols] W^T in equal pieces of at most kMatmulRows rows (so
 // no piece is smaller than half of one, and each row's sums are those of one call).
 void matmul_rows(const Ctx& ctx, const quant::WeightView& w, int64_t m, const float* x, float* y);

@@ -112,10 +112,16 @@ uint64_t Scratch::plan(const DeepSeekV4Config& c, const ScratchSizes& z, Arena* 
   cv.take(eg, std::min(N, kMatmulRows) * c.moe_inter_dim);
   cv.take(eu, std::min(N, kMatmulRows) * c.moe_inter_dim);
   cv.take(eo, N * d);
-  if (z.expert_rows) {
-    cv.take(epair, N * topk * d);
-    cv.take(eused, c.n_routed_experts);
-    cv.take(ehint, N * topk);
+  expert_threads = z.threads > 1 ? z.threads : 0;
+  epair_rows = z.expert_rows ? N * topk
+                             : (expert_threads > 0 ? std::min(N, kParallelExpertTokens) * topk : 0);
+  if (epair_rows > 0) cv.take(epair, epair_rows * d);
+  cv.take(eused, c.n_routed_experts);
+  if (z.expert_rows) cv.take(ehint, N * topk);
+  if (expert_threads > 0) {
+    cv.take(pxg, expert_threads * kParallelExpertRows * d);
+    cv.take(peg, expert_threads * kParallelExpertRows * c.moe_inter_dim);
+    cv.take(peu, expert_threads * kParallelExpertRows * c.moe_inter_dim);
   }
   cv.take(ee, n * d);
   cv.take(blogits, z.batch > 1 ? z.batch * c.vocab_size : 0);
@@ -132,7 +138,8 @@ uint64_t Scratch::plan(const DeepSeekV4Config& c, const ScratchSizes& z, Arena* 
 namespace {
 
 // The scratch sizes of a model of `c` created with `o` (Model::create checks the options).
-ScratchSizes scratch_sizes(const DeepSeekV4Config& c, const ModelOptions& o, bool expert_rows) {
+ScratchSizes scratch_sizes(const DeepSeekV4Config& c, const ModelOptions& o, bool expert_rows,
+                           int64_t threads) {
   const int64_t seq = o.max_seq_len > 0 ? o.max_seq_len : c.max_position_embeddings;
   const int64_t span = o.prefill_span > 0 ? o.prefill_span : kDefaultSpanChunks * o.max_chunk;
   return {.chunk = o.max_chunk,
@@ -142,7 +149,8 @@ ScratchSizes scratch_sizes(const DeepSeekV4Config& c, const ModelOptions& o, boo
           .csa_pool = o.csa_pool,
           .batch = o.max_batch,
           .expert_rows = expert_rows,
-          .act_quant = o.act_quant};
+          .act_quant = o.act_quant,
+          .threads = threads};
 }
 
 }  // namespace
@@ -150,7 +158,8 @@ ScratchSizes scratch_sizes(const DeepSeekV4Config& c, const ModelOptions& o, boo
 uint64_t Model::scratch_bytes_for(const DeepSeekV4Config& c, const ModelOptions& options,
                                   bool streamed_experts) {
   Scratch s;
-  return s.plan(c, scratch_sizes(c, options, streamed_experts), nullptr);
+  const int threads = options.threads > 0 ? options.threads : ThreadPool::default_threads();
+  return s.plan(c, scratch_sizes(c, options, streamed_experts, threads), nullptr);
 }
 
 Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelWeights> weights,
@@ -176,7 +185,8 @@ Result<std::unique_ptr<Model>> Model::create(std::unique_ptr<ModelWeights> weigh
     m->rope_.emplace_back(c.rope_head_dim, c.rope_params(b));
   }
   const ScratchSizes sizes =
-      scratch_sizes(c, options, weights->streamed_experts || weights->shard.expert_ranks > 1);
+      scratch_sizes(c, options, weights->streamed_experts || weights->shard.expert_ranks > 1,
+                    kernels.pool() != nullptr ? kernels.pool()->n_threads() : 1);
   const uint64_t bytes = m->scratch_.plan(c, sizes, nullptr);
   FRUGAL_ASSIGN_OR_RETURN(m->arena_, Arena::create(bytes, &m->scratch_stats_));
   m->scratch_.plan(c, sizes, &m->arena_);

@@ -60,6 +60,11 @@ struct ModelOptions {
   // Needs the linear inputs (hidden_size, q_lora_rank, o_groups * o_lora_rank,
   // moe_intermediate_size) to be multiples of 128.
   bool act_quant = false;
+  // Threads of the kernels' pool, for the per-thread buffers of the routed experts of a small pass
+  // (a batched decode step runs them one expert per thread; ~128 KiB per thread at V4-Flash dims).
+  // Model::create takes the count from its kernels; this is for scratch_bytes_for, where 0 means
+  // one per CPU the process may run on (ThreadPool::default_threads), as the engine's pool.
+  int threads = 0;
 };
 
 enum class LogitsMode : uint8_t {
@@ -123,6 +128,9 @@ class Model {
   const ModelWeights& weights() const { return *weights_; }
   int64_t max_seq_len() const { return max_seq_len_; }
   uint64_t scratch_bytes() const { return arena_.capacity(); }
+  // MoE layers whose routed experts ran one expert per thread (a small pass on several threads:
+  // moe.cpp); for tests and diagnostics.
+  int64_t parallel_moe_passes() const { return scratch_.parallel_moe_passes; }
   // What scratch_bytes() will be for a model of `c` created with `options` (before loading).
   static uint64_t scratch_bytes_for(const DeepSeekV4Config& c, const ModelOptions& options,
                                     bool streamed_experts);

@@ -74,24 +74,37 @@ void route(const Ctx& ctx, int32_t block, int64_t i, int32_t token) {
 
 // mirrors Expert.forward on the m rows of x: eo[t] = w2(weight[t] * swiglu(w1 x[t], w3 x[t])).
 // weight == nullptr: 1 for every row (the shared expert). The rows go kMatmulRows at a time
-// (matmul_rows' pieces: s.eg and s.eu hold one).
+// (matmul_rows' pieces) through eg, eu [min(m, kMatmulRows), moe_inter_dim]: s.eg and s.eu, or a
+// thread's own (parallel_experts).
 void expert(const Ctx& ctx, const ExpertWeights& e, const float* x, int64_t m, float limit,
-            const float* weight, float* eo) {
+            const float* weight, float* eo, float* eg, float* eu) {
   const DeepSeekV4Config& c = ctx.w.config;
-  Scratch& s = ctx.s;
   const int64_t inter = c.moe_inter_dim;
   const int64_t pieces = (m + kMatmulRows - 1) / kMatmulRows;
   const int64_t rows = pieces > 0 ? (m + pieces - 1) / pieces : 0;
   for (int64_t r0 = 0; r0 < m; r0 += rows) {
     const int64_t p = std::min(rows, m - r0);
-    linear(ctx, e.w1, p, x + r0 * c.dim, s.eg);  // [p, inter] gate
-    linear(ctx, e.w3, p, x + r0 * c.dim, s.eu);  // [p, inter] up
-    for (int64_t t = 0; t < p; ++t) {            // weight before w2
-      float* g = s.eg + t * inter;
-      ctx.k.swiglu(g, s.eu + t * inter, inter, limit, weight ? weight[r0 + t] : 1.0f, g);
+    linear(ctx, e.w1, p, x + r0 * c.dim, eg);  // [p, inter] gate
+    linear(ctx, e.w3, p, x + r0 * c.dim, eu);  // [p, inter] up
+    for (int64_t t = 0; t < p; ++t) {          // weight before w2
+      float* g = eg + t * inter;
+      ctx.k.swiglu(g, eu + t * inter, inter, limit, weight ? weight[r0 + t] : 1.0f, g);
     }
-    linear(ctx, e.w2, p, s.eg, eo + r0 * c.dim);  // [p, dim]
+    linear(ctx, e.w2, p, eg, eo + r0 * c.dim);  // [p, dim]
   }
+}
+void expert(const Ctx& ctx, const ExpertWeights& e, const float* x, int64_t m, float limit,
+            const float* weight, float* eo) {
+  expert(ctx, e, x, m, limit, weight, eo, ctx.s.eg, ctx.s.eu);
+}
+
+// Whether the resident routed experts of a pass of n rows run one expert per thread: more than
+// one thread, a pass small enough for s.epair and the per-thread buffers, and not with act_quant
+// (linear() rounds its input into the one shared s.aq).
+bool parallel_experts(const Ctx& ctx, int64_t n) {
+  return ctx.s.expert_threads > 1 && n <= kParallelExpertTokens &&
+         n * ctx.w.config.n_activated_experts <= ctx.s.epair_rows && !ctx.act_quant &&
+         ctx.k.pool() != nullptr && ctx.k.pool()->n_threads() <= ctx.s.expert_threads;
 }
 
 // Guesses the experts the next main block will route the n tokens to and hands them to the
@@ -175,7 +188,47 @@ Status moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t*
 
   std::fill(out, out + n * dim, 0.0f);
   const Shard& shard = ctx.w.shard;
-  if (ctx.experts == nullptr && shard.expert_ranks == 1) {
+  if (ctx.experts == nullptr && shard.expert_ranks == 1 && parallel_experts(ctx, n)) {
+    // A small pass (a batched decode step): its experts with few rows go one per thread, as many
+    // as make whole rounds of the threads, each expert's three matmuls on the thread that took it
+    // (a kernel call from inside the pool runs on the calling thread); the others, each split
+    // across the threads. Every row of a matmul is the same sums on one thread as split, so the
+    // outputs are those of the path below; they go to their rows of s.epair and are added in
+    // ascending id as there.
+    ThreadPool& pool = *ctx.k.pool();
+    const int64_t threads = pool.n_threads();
+    int32_t small = 0;  // s.eused[0, small): the experts with at most kParallelExpertRows rows
+    for (int32_t e = 0; e < n_exp; ++e) {
+      const int32_t cnt = s.eoff[e + 1] - s.eoff[e];
+      if (cnt > 0 && cnt <= kParallelExpertRows) s.eused[small++] = e;
+    }
+    const int64_t rounds = small / threads * threads;
+    const int64_t ldg = kParallelExpertRows * c.moe_inter_dim;
+    pool.parallel_for(rounds, 1, [&](int64_t b, int64_t end, int thread) {
+      float* xg = s.pxg + thread * kParallelExpertRows * dim;
+      for (int64_t i = b; i < end; ++i) {
+        const int32_t e = s.eused[i];
+        const int32_t first = s.eoff[e], cnt = s.eoff[e + 1] - first;
+        for (int32_t r = 0; r < cnt; ++r) {
+          std::copy_n(x + static_cast<int64_t>(s.etok[first + r]) * dim, dim, xg + r * dim);
+        }
+        expert(ctx, m.experts[static_cast<size_t>(e)], xg, cnt, limit, s.ewt + first,
+               s.epair + static_cast<int64_t>(first) * dim, s.peg + thread * ldg,
+               s.peu + thread * ldg);
+      }
+    });
+    int64_t seen = 0;  // small experts met so far: s.eused[seen] is the next one
+    for (int32_t e = 0; e < n_exp; ++e) {  // the rest, split across the threads
+      const int32_t cnt = s.eoff[e + 1] - s.eoff[e];
+      if (cnt == 0 || (cnt <= kParallelExpertRows && seen++ < rounds)) continue;
+      run_expert(m.experts[static_cast<size_t>(e)], e,
+                 s.epair + static_cast<int64_t>(s.eoff[e]) * dim);
+    }
+    for (int32_t e = 0; e < n_exp; ++e) {
+      if (s.eoff[e + 1] > s.eoff[e]) accumulate(e, s.epair + static_cast<int64_t>(s.eoff[e]) * dim);
+    }
+    ++s.parallel_moe_passes;
+  } else if (ctx.experts == nullptr && shard.expert_ranks == 1) {
     // every expert resident here: compute and add in ascending id
     for (int32_t e = 0; e < n_exp; ++e) {
       if (s.eoff[e + 1] == s.eoff[e]) continue;
