@@ -57,18 +57,47 @@ void fp8_rows(const uint8_t* w, int64_t ldw, const float* xs, int64_t ldxs, int6
     }
   };
   int64_t k = 0;
-  for (; k + kLine <= n; k += kLine) {
-    // Step by step, row by row within a step (rows are independent chains); one prefetch per row
-    // and line.
+  // Step by step, one prefetch per row and line. Rows are independent chains, and each
+  // accumulator sees the same FMAs in the same order in both loops.
+  if constexpr (kMatmul.fp8_x_once && T <= 4) {
+    // The R rows' codes decoded first, then each x vector loaded once for all R rows: 1.07-1.10x
+    // at 1-4 tokens (docs/BENCHMARKS.md); with more tokens the row by row loop below measured
+    // faster.
+    for (; k + kLine <= n; k += kLine) {
 #pragma GCC unroll 4
-    for (int64_t s = 0; s < kLine; s += kFp8Step) {
+      for (int64_t s = 0; s < kLine; s += kFp8Step) {
+        VF v[R][4];
 #pragma GCC unroll 4
-      for (int r = 0; r < R; ++r) {
-        const uint8_t* p = w + r * ldw + k;
-        if (s == 0) prefetch_l2(p + R * ldw);
-        VF v[4];
-        fp8_decode4(p + s, v);
-        step(r, k + s, v);
+        for (int r = 0; r < R; ++r) {
+          const uint8_t* p = w + r * ldw + k;
+          if (s == 0) prefetch_l2(p + R * ldw);
+          fp8_decode4(p + s, v[r]);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; ++t) {
+          const float* x = xs + t * ldxs + k + s;
+#pragma GCC unroll 4
+          for (int q = 0; q < 4; ++q) {
+            const VF xv = load(x + kLanes * q);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; ++r) acc[r][t] = fmadd(v[r][q], xv, acc[r][t]);
+          }
+        }
+      }
+    }
+  } else {
+    // Row by row within a step, each row loading x again.
+    for (; k + kLine <= n; k += kLine) {
+#pragma GCC unroll 4
+      for (int64_t s = 0; s < kLine; s += kFp8Step) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          const uint8_t* p = w + r * ldw + k;
+          if (s == 0) prefetch_l2(p + R * ldw);
+          VF v[4];
+          fp8_decode4(p + s, v);
+          step(r, k + s, v);
+        }
       }
     }
   }

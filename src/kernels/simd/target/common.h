@@ -16,6 +16,9 @@ struct MatmulTuning {
   int fp8_rows[8];     // [T - 1]: rows decoded together by the FP8 GEMV for T tokens
   int fp4_rows[8];     // [T - 1]: the same for MXFP4
   bool fp4_prefetch_l1;  // MXFP4: next row group into L1 and 8 groups ahead into L2 (else L2)
+  // FP8 with up to 4 tokens: the R rows' codes decoded first, then each x vector loaded once for
+  // all R rows (R * 4 decoded vectors live at once: 32 registers), instead of row by row.
+  bool fp8_x_once = false;
   int dense_tokens;    // tokens per bf16 / f32 group (<= 8)
   int dense_rows[8];   // [T - 1]: rows per dense group
   // [T - 1]: rows per bf16 group where they differ from dense_rows (0: dense_rows[T - 1]); such a
