@@ -196,7 +196,34 @@ void fp4_rows(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, cons
       sv[r] = fp4_chunk_scale(loaded[r], i);
     }
     const float* x0 = xs + c * kChunk;
-    if constexpr (T == 1) {
+    if constexpr (T == 1 && kMatmul.fp4_x_once) {
+      // All R rows decoded first, then each x vector loaded once for all of them: per row two
+      // chains, then one FMA applies the row's block scales (the same FMAs in the same order as
+      // row by row, below).
+      VF v[R][8];
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) fp4_decode(raw[r], v[r]);
+      VF a[R], b[R];
+      {
+        const VF x0v = load(x0), x1v = load(x0 + kLanes);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          a[r] = mul(v[r][0], x0v);
+          b[r] = mul(v[r][1], x1v);
+        }
+      }
+#pragma GCC unroll 3
+      for (int j = 2; j < 8; j += 2) {
+        const VF xa = load(x0 + kLanes * j), xb = load(x0 + kLanes * (j + 1));
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) {
+          a[r] = fmadd(v[r][j], xa, a[r]);
+          b[r] = fmadd(v[r][j + 1], xb, b[r]);
+        }
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) acc[r][0] = fmadd(add(a[r], b[r]), sv[r], acc[r][0]);
+    } else if constexpr (T == 1) {
       // Row by row: two chains, then one FMA applies the row's block scales.
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) {

@@ -83,7 +83,7 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // the tile at 48 on 2 threads).
 inline constexpr MatmulTuning kMatmul = {
     .max_tokens = 8, .fp8_rows = {4, 4, 2, 2, 2, 2, 2, 2}, .fp4_rows = {2, 2, 2, 2, 2, 2, 2, 2},
-    .fp4_prefetch_l1 = true, .fp8_x_once = true, .dense_tokens = 4, .dense_rows = {4, 4, 4, 4},
+    .fp4_prefetch_l1 = true, .fp8_x_once = true, .fp4_x_once = true, .dense_tokens = 4, .dense_rows = {4, 4, 4, 4},
     .bf16_rows = {1},
     .dense_pass_max = 8192, .bf16_lines = true, .gemm_min_tokens = 24, .gemm_rows = 32,
     .gemm_tokens = 12, .fp4_gemm_min_tokens = 10, .fp4_klane_max_tokens = 32, .klane_rows = 4,

@@ -19,6 +19,8 @@ struct MatmulTuning {
   // FP8 with up to 4 tokens: the R rows' codes decoded first, then each x vector loaded once for
   // all R rows (R * 4 decoded vectors live at once: 32 registers), instead of row by row.
   bool fp8_x_once = false;
+  // MXFP4 with one token: the same for the R rows of a group (R * 8 decoded vectors live).
+  bool fp4_x_once = false;
   int dense_tokens;    // tokens per bf16 / f32 group (<= 8)
   int dense_rows[8];   // [T - 1]: rows per dense group
   // [T - 1]: rows per bf16 group where they differ from dense_rows (0: dense_rows[T - 1]); such a
