@@ -93,8 +93,8 @@ struct Scratch {
   float* epair = nullptr;
   int64_t epair_rows = 0;
   int32_t* eused = nullptr;  // [n_routed_experts] the experts the span uses, ascending
-  int32_t* ehint = nullptr;  // [N * n_activated_experts] the next block's guessed experts
-  // (expert_rows only)
+  // [N * n_activated_experts] the next block's guessed experts (expert_rows only)
+  int32_t* ehint = nullptr;
   // The parallel experts of a small pass (moe.cpp), per thread: [expert_threads,
   // kParallelExpertRows, dim] gathered inputs, [.., moe_inter_dim] gate and up. None with one
   // thread (expert_threads = 0).
