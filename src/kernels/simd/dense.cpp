@@ -45,9 +45,10 @@ template <bool kBf16, int R, int T, bool kTwo>
   }
   const auto* wb = static_cast<const char*>(w);
   int64_t k = 0;
-  // bf16 in lines: where the target asks for it, and for groups with their own row count (a
-  // single row needs the second chain).
-  if constexpr (kBf16 && (kBf16Lines || kMatmul.bf16_rows[T - 1] > 0)) {
+  // bf16 in lines: where the target asks for it (up to bf16_line_tokens tokens), and for groups
+  // with their own row count (a single row needs the second chain).
+  if constexpr (kBf16 && ((kBf16Lines && T <= kMatmul.bf16_line_tokens) ||
+                          kMatmul.bf16_rows[T - 1] > 0)) {
     // Whole lines of bf16 (2 vectors); with at most 8 rows x tokens, two accumulators per row and
     // token so that enough FMA chains are independent; with more, the chains are enough and a
     // second set does not fit the registers (kBf16Lines in the target header).
@@ -102,10 +103,10 @@ template <bool kBf16, int R, int T, bool kTwo>
   }
 }
 
-// Groups of up to kDenseTokens tokens: dense_rows_for(T) rows x T tokens of accumulators; x is
-// read in column passes of dense_pass_for(T) values, so the group's rows of x stay in L1. More
-// tokens go in several groups over L2-sized blocks of rows (run_groups): the weights come from
-// memory for the first group and from L2 for the others.
+// Groups of up to kDenseTokens (f32) / kBf16Tokens (bf16) tokens: dense_rows_for(T) rows x T
+// tokens of accumulators; x is read in column passes of dense_pass_for(T) values, so the group's
+// rows of x stay in L1. More tokens go in several groups over L2-sized blocks of rows (run_groups):
+// the weights come from memory for the first group and from L2 for the others.
 template <bool kBf16>
 struct DenseGroup {
   template <int T>
@@ -140,7 +141,7 @@ struct DenseGroup {
 constexpr auto kF32Fns =
     group_fns<DenseGroup<false>>(std::make_integer_sequence<int, kDenseTokens>());
 constexpr auto kBf16Fns =
-    group_fns<DenseGroup<true>>(std::make_integer_sequence<int, kDenseTokens>());
+    group_fns<DenseGroup<true>>(std::make_integer_sequence<int, kBf16Tokens>());
 
 }  // namespace
 
@@ -150,7 +151,7 @@ void matmul_f32(const MatmulTask& task, int64_t r0, int64_t r1) {
     return;
   }
   run_groups(task, r0, r1, kF32Fns.at, kDenseTokens, task.w.cols * 4, 1, 16,
-             kDenseBlockAhead);
+             kDenseBlockAhead, kMatmul.dense_block_min_tokens);
 }
 
 void matmul_bf16(const MatmulTask& task, int64_t r0, int64_t r1) {
@@ -158,8 +159,8 @@ void matmul_bf16(const MatmulTask& task, int64_t r0, int64_t r1) {
     gemm_many_tokens(task, r0, r1);
     return;
   }
-  run_groups(task, r0, r1, kBf16Fns.at, kDenseTokens, task.w.cols * 2, 1, 16,
-             kDenseBlockAhead);
+  run_groups(task, r0, r1, kBf16Fns.at, kBf16Tokens, task.w.cols * 2, 1, 16,
+             kDenseBlockAhead, kMatmul.dense_block_min_tokens);
 }
 
 }  // namespace frugal::kernels::simd::FRUGAL_SIMD_NS

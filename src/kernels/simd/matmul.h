@@ -14,6 +14,7 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // The target's tuning (kMatmul) under the names the kernels use.
 inline constexpr int kMaxTokens = kMatmul.max_tokens;
 inline constexpr int kDenseTokens = kMatmul.dense_tokens;
+inline constexpr int kBf16Tokens = kMatmul.bf16_tokens > 0 ? kMatmul.bf16_tokens : kDenseTokens;
 inline constexpr int64_t kGemmMinTokens = kMatmul.gemm_min_tokens;
 inline constexpr int64_t kFp4GemmMinTokens =
     kMatmul.fp4_gemm_min_tokens > 0 ? kMatmul.fp4_gemm_min_tokens : kMatmul.gemm_min_tokens;
@@ -32,7 +33,7 @@ constexpr int64_t dense_pass_for(int tokens) {
   return kPrepFloats / tokens < kMatmul.dense_pass_max ? kPrepFloats / tokens
                                                        : kMatmul.dense_pass_max;
 }
-static_assert(kMaxTokens <= 8 && kDenseTokens <= 8 && kGemmRows == 2 * kLanes);
+static_assert(kMaxTokens <= 8 && kDenseTokens <= 8 && kBf16Tokens <= 8 && kGemmRows == 2 * kLanes);
 
 // Any format, for m >= kGemmMinTokens (MXFP4: kFp4GemmMinTokens) (gemm.cpp): each weight decoded
 // once per call.
@@ -85,20 +86,22 @@ constexpr FnTable<GroupFn, sizeof...(I)> group_fns(std::integer_sequence<int, I.
   return {{&Group::template run<I + 1>...}};
 }
 
-// Token groups of up to `group` tokens (fns[T - 1] runs T of them); with several groups, rows go
-// in blocks of about kRowBlockBytes of weights (`align`-row aligned: multiples of the FP8 scale
-// blocks for the block-scaled formats; at least min_rows) so that every group after the first
-// reads them from L2. With `ahead` (the groups honour it), the last group of a block, which reads
-// from L2 and would leave the memory idle, prefetches the next block (when it has as many rows),
-// so the first group finds it in L2 too and the reads overlap the arithmetic instead of
-// alternating with it.
+// Token groups of up to `group` tokens (fns[T - 1] runs T of them); with several groups, or from
+// block_min_tokens tokens on (> 0), rows go in blocks of about kRowBlockBytes of weights
+// (`align`-row aligned: multiples of the FP8 scale blocks for the block-scaled formats; at least
+// min_rows) so that every group after the first reads them from L2. With `ahead` (the groups
+// honour it), the last group of a block, which reads from L2 and would leave the memory idle,
+// prefetches the next block (when it has as many rows), so the first group finds it in L2 too and
+// the reads overlap the arithmetic instead of alternating with it; a single group likewise reads
+// each block from L2 while the next one streams in.
 inline void run_groups(const MatmulTask& task, int64_t r0, int64_t r1, const GroupFn* fns,
                        int group, int64_t row_bytes, int64_t align, int64_t min_rows,
-                       bool ahead) {
+                       bool ahead, int64_t block_min_tokens = 0) {
+  const bool blocked = task.m > group || (block_min_tokens > 0 && task.m >= block_min_tokens);
   int64_t block = kRowBlockBytes / row_bytes / align * align;
   if (block < min_rows) block = min_rows;
   for (int64_t b0 = r0; b0 < r1;) {
-    const int64_t aligned_end = task.m <= group ? r1 : (b0 / align * align) + block;
+    const int64_t aligned_end = !blocked ? r1 : (b0 / align * align) + block;
     const int64_t b1 = aligned_end < r1 ? aligned_end : r1;
     const int64_t next = ahead && b1 + (b1 - b0) <= r1 ? b1 - b0 : 0;
     for (int64_t t0 = 0; t0 < task.m; t0 += group) {

@@ -52,8 +52,9 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // (AMD Zen 4, with the former four offset loads per chunk: a core streamed [2048, 4096] matrices
 // at 12.4 GB/s instead of 10.7; with one load per chunk on Zen 5, 2 threads 30-37 GB/s against
 // 30 with the next group into L2 only and 31 into L1 only, 640 MiB ring).
-// Dense groups of 4 tokens x 4 rows: groups of 8 (2 rows x 8 tokens) ran out of registers and
-// reloaded x for every row (BM_Matmul 2 threads m:8, bf16 1.59 -> 0.99 ms, f32 3.22 -> 2.22 ms).
+// Dense groups of 4 tokens x 4 rows: groups of 8 (2 rows x 8 tokens) in whole bf16 lines ran out
+// of registers and reloaded x for every row (BM_Matmul 2 threads m:8, bf16 1.59 -> 0.99 ms, f32
+// 3.22 -> 2.22 ms); bf16 has groups of 8 again in single vectors (below).
 // bf16 with one token (decode: the head) reads one row at a time, a single sequential stream per
 // thread, with its two accumulator chains: a core streamed [4096, 4096] at 30.7-33.2 GB/s instead
 // of 26.0-27.1 with 4 rows (AMD Zen 5, six processes each, read probe 34.5-39.1 GB/s on one thread);
@@ -61,13 +62,19 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // 21.3-23.9 ms against 19.5-28.7. f32 keeps 4 rows (one row ran 0.9x: a single chain per row), and
 // bf16 with 2 tokens measured the same with 1, 2 or 4. bf16 with 2-4 tokens in 2 rows: 0.94-0.96x
 // on one thread (m = 4, 8), 0.72-1.15x on two (noise of the memory): kept at 4.
-// bf16 / f32 with 5-8 tokens (two groups of 4; a batched step's head) read rows in blocks of
-// 256 KiB, the second group from L2, and the second group prefetches the next block, so the first
-// group's reads no longer stall on memory while the second group's leave it idle: BM_Matmul 2
-// threads m:8, head [129280, 4096] 1.10-1.17x, bf16 [4096, 4096] 1.15-1.21x, f32 1.00-1.06x
-// (AMD Zen 5, three series of alternated processes, medians of 4-5; with 512 KiB blocks the two
-// blocks thrashed the 1 MiB L2: 1.01-1.05x). Each group prefetching its share of the next block
-// instead ran 0.84-0.93x. The FP8 groups with 12 tokens (several groups of 8, so row blocks too)
+// f32 with 5-8 tokens (two groups of 4) reads rows in blocks of 256 KiB, the second group from
+// L2, and the second group prefetches the next block, so the first group's reads no longer stall
+// on memory while the second group's leave it idle: BM_Matmul 2 threads m:8 f32 1.00-1.06x, and
+// then bf16 1.15-1.21x, the head [129280, 4096] 1.10-1.17x (AMD Zen 5, three series of alternated
+// processes, medians of 4-5; with 512 KiB blocks the two blocks thrashed the 1 MiB L2:
+// 1.01-1.05x). Each group prefetching its share of the next block instead ran 0.84-0.93x.
+// bf16 with 5-8 tokens (a batched step's head) now runs as one group of 2 rows x T tokens in the
+// same blocks, prefetching the next one (dense_block_min_tokens), in single vectors, not lines
+// (bf16_line_tokens), so that x of all tokens stays in registers and each line is decoded once
+// instead of once per group of 4: against the two groups, BM_Matmul m:8 bf16 [4096, 4096] 1 thread
+// 1.24x / 1.26x, 2 threads 1.16x / 1.17x, the head 1.04x / 1.07x (two series of 3 rounds). In
+// lines (one load of x per FMA) the same group ran 0.65-0.70x; f32 in one group of 8 ran 0.95x
+// on one thread, so f32 keeps the groups of 4. The FP8 groups with 12 tokens (several groups of 8, so row blocks too)
 // ran the same with 256 or 512 KiB blocks (1.00x); MXFP4 has several groups only at 9 tokens
 // (unmeasured).
 // bf16 in whole 64-byte lines with two accumulator sets up to 8 rows x tokens: 1.85x faster at
@@ -83,12 +90,13 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // the tile at 48 on 2 threads).
 inline constexpr MatmulTuning kMatmul = {
     .max_tokens = 8, .fp8_rows = {4, 4, 2, 2, 2, 2, 2, 2}, .fp4_rows = {2, 2, 2, 2, 2, 2, 2, 2},
-    .fp4_prefetch_l1 = true, .fp8_x_once = true, .fp4_x_once = true, .dense_tokens = 4, .dense_rows = {4, 4, 4, 4},
-    .bf16_rows = {1},
+    .fp4_prefetch_l1 = true, .fp8_x_once = true, .fp4_x_once = true, .dense_tokens = 4,
+    .dense_rows = {4, 4, 4, 4, 2, 2, 2, 2}, .bf16_rows = {1}, .bf16_tokens = 8,
+    .bf16_line_tokens = 4,
     .dense_pass_max = 8192, .bf16_lines = true, .gemm_min_tokens = 24, .gemm_rows = 32,
     .gemm_tokens = 12, .fp4_gemm_min_tokens = 10, .fp4_klane_max_tokens = 32, .klane_rows = 4,
     .klane_tokens = 4, .klane_cols = 1024, .row_block_bytes = int64_t{256} << 10,
-    .dense_block_ahead = true};
+    .dense_block_ahead = true, .dense_block_min_tokens = 5};
 
 // Lanes [0, n) from p, the rest 0; nothing past p + n is read (any n).
 FRUGAL_SIMD_INLINE VF load_n(const float* p, int64_t n) {

@@ -26,6 +26,10 @@ struct MatmulTuning {
   // [T - 1]: rows per bf16 group where they differ from dense_rows (0: dense_rows[T - 1]); such a
   // group reads whole lines with two chains per row and token (as with bf16_lines).
   int bf16_rows[8] = {};
+  int bf16_tokens = 0;  // tokens per bf16 group (<= 8; 0: dense_tokens)
+  // bf16 in whole lines (bf16_lines) only for groups of up to this many tokens; larger groups read
+  // single vectors, which leaves registers for every token's x.
+  int bf16_line_tokens = 8;
   int64_t dense_pass_max;  // most columns of x per dense pass (also <= prep_floats / T)
   bool bf16_lines;     // bf16 in whole 2-vector lines with a second accumulator set
   int64_t gemm_min_tokens;  // from this many tokens on, gemm.cpp (each weight decoded once)
@@ -49,6 +53,9 @@ struct MatmulTuning {
   // bf16 / f32 with several token groups: the last group of a row block prefetches the next
   // block into L2 (run_groups), so row blocks should leave room for two in the L2.
   bool dense_block_ahead = false;
+  // bf16 / f32 with at least this many tokens go in row blocks (with dense_block_ahead, the next
+  // block prefetched) even as a single token group (0: only with several groups).
+  int dense_block_min_tokens = 0;
 };
 
 FRUGAL_SIMD_INLINE VF zero() { return VF{}; }
