@@ -21,7 +21,7 @@ struct MatmulTuning {
   bool fp8_x_once = false;
   // MXFP4 with one token: the same for the R rows of a group (R * 8 decoded vectors live).
   bool fp4_x_once = false;
-  int dense_tokens;    // tokens per bf16 / f32 group (<= 8)
+  int dense_tokens;    // tokens per f32 group, and bf16 unless bf16_tokens (<= 8)
   int dense_rows[8];   // [T - 1]: rows per dense group
   // [T - 1]: rows per bf16 group where they differ from dense_rows (0: dense_rows[T - 1]); such a
   // group reads whole lines with two chains per row and token (as with bf16_lines).
