@@ -89,7 +89,7 @@ struct Scratch {
   float* eo = nullptr;       // [N, dim]
   // Each etok row's expert output [rows, dim]: rows = N * n_activated_experts when the experts
   // stream or are shared with other processes (ScratchSizes::expert_rows), else
-  // min(N, kParallelExpertTokens) * n_activated_experts with more than one thread, else none.
+  // min(N, kParallelExpertTokens) * n_activated_experts with expert_threads, else none.
   float* epair = nullptr;
   int64_t epair_rows = 0;
   int32_t* eused = nullptr;  // [n_routed_experts] the experts the span uses, ascending
@@ -97,7 +97,7 @@ struct Scratch {
   int32_t* ehint = nullptr;
   // The parallel experts of a small pass (moe.cpp), per thread: [expert_threads,
   // kParallelExpertRows, dim] gathered inputs, [.., moe_inter_dim] gate and up. None with one
-  // thread (expert_threads = 0).
+  // thread or with act_quant (expert_threads = 0).
   float* pxg = nullptr;
   float* peg = nullptr;
   float* peu = nullptr;
