@@ -91,7 +91,6 @@ struct Scratch {
   // stream or are shared with other processes (ScratchSizes::expert_rows), else
   // min(N, kParallelExpertTokens) * n_activated_experts with expert_threads, else none.
   float* epair = nullptr;
-  int64_t epair_rows = 0;
   int32_t* eused = nullptr;  // [n_routed_experts] the experts the span uses, ascending
   // [N * n_activated_experts] the next block's guessed experts (expert_rows only)
   int32_t* ehint = nullptr;

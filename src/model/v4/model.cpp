@@ -114,8 +114,9 @@ uint64_t Scratch::plan(const DeepSeekV4Config& c, const ScratchSizes& z, Arena* 
   cv.take(eo, N * d);
   // (not with act_quant: its linear() rounds into the one shared aq, so experts go one at a time)
   expert_threads = z.threads > 1 && !z.act_quant ? z.threads : 0;
-  epair_rows = z.expert_rows ? N * topk
-                             : (expert_threads > 0 ? std::min(N, kParallelExpertTokens) * topk : 0);
+  const int64_t epair_rows =
+      z.expert_rows ? N * topk
+                    : (expert_threads > 0 ? std::min(N, kParallelExpertTokens) * topk : 0);
   if (epair_rows > 0) cv.take(epair, epair_rows * d);
   cv.take(eused, c.n_routed_experts);
   if (z.expert_rows) cv.take(ehint, N * topk);

@@ -98,13 +98,12 @@ void expert(const Ctx& ctx, const ExpertWeights& e, const float* x, int64_t m, f
   expert(ctx, e, x, m, limit, weight, eo, ctx.s.eg, ctx.s.eu);
 }
 
-// Whether the resident routed experts of a pass of n rows run one expert per thread: more than
-// one thread, a pass small enough for s.epair and the per-thread buffers, and not with act_quant
+// Whether the resident routed experts of a pass of n rows run one expert per thread: a pass of at
+// most kParallelExpertTokens rows, and the scratch has per-thread buffers, which Scratch::plan
+// gives a model on a pool of several threads (with s.epair for such a pass), not with act_quant
 // (linear() rounds its input into the one shared s.aq).
 bool parallel_experts(const Ctx& ctx, int64_t n) {
-  return ctx.s.expert_threads > 1 && n <= kParallelExpertTokens &&
-         n * ctx.w.config.n_activated_experts <= ctx.s.epair_rows && !ctx.act_quant &&
-         ctx.k.pool() != nullptr && ctx.k.pool()->n_threads() <= ctx.s.expert_threads;
+  return ctx.s.expert_threads > 1 && n <= kParallelExpertTokens;
 }
 
 // Guesses the experts the next main block will route the n tokens to and hands them to the

@@ -72,11 +72,12 @@ namespace frugal::kernels::simd::FRUGAL_SIMD_NS {
 // same blocks, prefetching the next one (dense_block_min_tokens), in single vectors, not lines
 // (bf16_line_tokens), so that x of all tokens stays in registers and each line is decoded once
 // instead of once per group of 4: against the two groups, BM_Matmul m:8 bf16 [4096, 4096] 1 thread
-// 1.24x / 1.26x, 2 threads 1.16x / 1.17x, the head 1.04x / 1.07x (two series of 3 rounds). In
-// lines (one load of x per FMA) the same group ran 0.65-0.70x; f32 in one group of 8 ran 0.95x
-// on one thread, so f32 keeps the groups of 4. The FP8 groups with 12 tokens (several groups of 8, so row blocks too)
-// ran the same with 256 or 512 KiB blocks (1.00x); MXFP4 has several groups only at 9 tokens
-// (unmeasured).
+// 1.24x / 1.26x / 1.25x, 2 threads 1.16x / 1.17x / 0.96x (the last with the memory of the minute),
+// the head 1.04x / 1.07x / 1.09x (three series of 3 rounds); m = 12 / 16 1.07x / 1.19x. In lines
+// (one load of x per FMA) the same group ran 0.65-0.70x; f32 in one group of 8 ran 0.95x on one
+// thread, so f32 keeps the groups of 4. The FP8 groups with 12 tokens (several groups of 8, so row
+// blocks too) ran the same with 256 or 512 KiB blocks (1.00x); MXFP4 has several groups only at 9
+// tokens (unmeasured).
 // bf16 in whole 64-byte lines with two accumulator sets up to 8 rows x tokens: 1.85x faster at
 // 4 x 4, 1.1x at 2 x 8 (docs/BENCHMARKS.md). GEMM tile 32 rows x 256, 12 tokens: 24 accumulators.
 // MXFP4 (the routed experts: ~12 tokens each in a 512-token chunk, ~48 in a 2,048-token span):
