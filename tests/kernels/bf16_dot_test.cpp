@@ -91,7 +91,8 @@ TEST(Bf16Dot, MatchesOracle) {
       const int64_t m0 = k.bf16_dot_min_tokens(f);
       for (const auto& s : shapes) {
         const auto w = make_weight(f, s.rows, s.cols, rng);
-        for (int64_t m : {m0, m0 + 1, m0 + 5, 2 * m0 + 7, int64_t{70}}) {  // k-lane, then tile
+        // MXFP4: the k-lane kernel below 32 tokens, then the tile; FP8: the tile.
+        for (int64_t m : {m0, m0 + 1, m0 + 5, 2 * m0 + 7, int64_t{31}, int64_t{32}, int64_t{70}}) {
           const auto x = act_quant_x(m, s.cols, s.cols, rng);
           expect_matches_oracle(k, w, m, x, s.cols, s.rows, describe(f, s.rows, s.cols, m));
         }
@@ -101,12 +102,14 @@ TEST(Bf16Dot, MatchesOracle) {
 }
 
 // The bf16 path really runs: its summation order differs from the f32 GEMM's (pairs, then
-// tiles of 256 columns), so among 8,000 sums of 512 terms some differ in the last bits.
+// tiles of 256 columns, or lanes along k), so among thousands of sums of 512 terms some differ
+// in the last bits.
 TEST(Bf16Dot, RunsTheBf16Path) {
   BF16_DOT_OR_SKIP(k, nullptr);
   std::mt19937 rng(11);
-  const int64_t m = 40;
-  for (WeightFormat f : {WeightFormat::kFP8Block, WeightFormat::kMXFP4}) {
+  for (auto [f, m] : {std::pair{WeightFormat::kFP8Block, int64_t{40}},
+                      std::pair{WeightFormat::kMXFP4, int64_t{40}},
+                      std::pair{WeightFormat::kMXFP4, int64_t{12}}}) {  // tile, tile, k-lane
     const auto w = make_weight(f, 200, 512, rng);
     const auto x = act_quant_x(m, 512, 512, rng);
     std::vector<float> a(static_cast<size_t>(m * 200)), b(a.size());

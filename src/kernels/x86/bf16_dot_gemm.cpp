@@ -11,7 +11,9 @@
 // Layout: a tile of kRows rows (kRowVecs vectors of 16) x kCols columns is decoded once to bf16
 // and stored as pairs along k: vector (p, v) holds, in f32 lane i, W[r0 + 16 v + i][2p, 2p + 1]
 // (one decoded 32-value row chunk per row, then a 16 x 16 dword transpose). The register tile is
-// kTokens tokens x kRowVecs vectors of accumulators; x pairs are broadcast as dwords.
+// kTokens tokens x kRowVecs vectors of accumulators; x pairs are broadcast as dwords. MXFP4 with
+// fewer tokens (8-31) runs the k-lane kernel further down instead (rows in memory order, no
+// transpose per weight vector).
 //
 // Compiled with -mavx512f/bw/dq/vl -mavx512bf16 and the AVX-512 simd vocabulary (FP8 / MXFP4
 // decoders, transpose), which it shares with src/kernels/simd/.
@@ -37,10 +39,11 @@ constexpr int64_t kCols = 256;  // multiple of the FP8 (128) and MXFP4 (32) scal
 constexpr int64_t kPairs = kCols / 2;
 constexpr int kTokens = 6;  // kTokens x kRowVecs = 24 accumulators + 4 weights + 1 broadcast
 // From these token counts on faster than the f32 kernels (bench/bf16_bench --sweep, [2048, 4096],
-// 1 thread, load ~2: FP8 0.78x at 8, 1.08x at 12, 1.21x at 16; MXFP4 0.87x at 8, 1.34x at 12;
-// under heavier load FP8 at 12-20 varied 0.77-1.07x; /work/helpers/b_bench.md).
+// 1 thread, medians of 3 alternated: FP8 0.78x at 8, 1.08x at 12, 1.21x at 16, under heavier
+// load 0.77-1.07x at 12-20; MXFP4 with the k-lane kernel below 0.84-0.88x at 5, 0.99-1.03x at
+// 6-7, 1.15-1.22x at 8, 1.63-1.77x at 12).
 constexpr int64_t kMinTokensFp8 = 16;
-constexpr int64_t kMinTokensMxfp4 = 12;
+constexpr int64_t kMinTokensMxfp4 = 8;
 
 inline float e8m0_f32(uint8_t c) {
   return c == 0 ? 0x1p-127f : __builtin_bit_cast(float, static_cast<uint32_t>(c) << 23);
@@ -51,27 +54,47 @@ inline __m512i pack_bf16(__m512 lo, __m512 hi) {
   return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
 }
 
+// The 16 e2m1 values as bf16 times 2^(s - 127), one 64-byte table per scale code s (the upper 16
+// words unused): adding s - 127 to the exponent field of the nonzero ones is exact for codes
+// 2..252, where 0.5 x 2^(s - 127) is normal and 6 x 2^(s - 127) finite (kernels.cpp takes this
+// path only for those). Looked up from memory, the scale costs a load instead of a broadcast
+// and an add per 32 values.
+struct Fp4Bf16Tables {
+  alignas(64) uint16_t t[256][32];
+};
+constexpr Fp4Bf16Tables make_fp4_tables() {
+  constexpr uint16_t kE2m1[16] = {0,      0x3f00, 0x3f80, 0x3fc0, 0x4000, 0x4040, 0x4080, 0x40c0,
+                                  0x8000, 0xbf00, 0xbf80, 0xbfc0, 0xc000, 0xc040, 0xc080, 0xc0c0};
+  Fp4Bf16Tables tabs{};
+  for (int s = 0; s < 256; ++s) {
+    for (int i = 0; i < 16; ++i) {
+      const bool zero = (kE2m1[i] & 0x7fff) == 0;
+      tabs.t[s][i] = static_cast<uint16_t>(zero ? kE2m1[i] : kE2m1[i] + (s - 127) * 128);
+    }
+  }
+  return tabs;
+}
+constexpr Fp4Bf16Tables kFp4Tables = make_fp4_tables();
+
 // MXFP4 straight to bf16: each byte's two nibbles become the word indices of its dword
 // ((b | b << 12) & 0x000f000f: low nibble, the even element, first), and vpermw looks them up in
-// the 16 e2m1 values as bf16 with the block's power of two added to the exponent field of the
-// nonzero ones (exact: kernels.cpp takes this path only for scale codes 2..252, where 0.5 x 2^(s -
-// 127) is normal and 6 x 2^(s - 127) finite).
-inline __m512i mxfp4_bf16(const quant::WeightView& w, int64_t row, int64_t c, int64_t n_left) {
-  const uint8_t* src = static_cast<const uint8_t*>(w.data) + row * (w.cols / 2) + c / 2;
-  const __m128i bytes = n_left >= 32 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(src))
-                                     : _mm_maskz_loadu_epi8(static_cast<__mmask16>(v::lanes16((n_left + 1) / 2)), src);
+// the block's table.
+inline __m512i fp4_bf16(__m128i bytes, uint8_t code) {
   const __m512i d = _mm512_cvtepu8_epi32(bytes);
   const __m512i idx = _mm512_ternarylogic_epi32(d, _mm512_slli_epi32(d, 12),
                                                 _mm512_set1_epi32(0x000f000f), 0xa8);  // (a|b)&c
-  const __m512i base = _mm512_set_epi16(
-      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, static_cast<int16_t>(0xc0c0),
-      static_cast<int16_t>(0xc080), static_cast<int16_t>(0xc040), static_cast<int16_t>(0xc000),
-      static_cast<int16_t>(0xbfc0), static_cast<int16_t>(0xbf80), static_cast<int16_t>(0xbf00),
-      static_cast<int16_t>(0x8000), 0x40c0, 0x4080, 0x4040, 0x4000, 0x3fc0, 0x3f80, 0x3f00, 0);
-  const int code = w.scales[row * ((w.cols + 31) / 32) + c / 32];
-  const __m512i adj = _mm512_set1_epi16(static_cast<int16_t>((code - 127) * 128));
-  const __m512i tab = _mm512_mask_add_epi16(base, 0xfefe, base, adj);
-  return _mm512_permutexvar_epi16(idx, tab);
+  return _mm512_permutexvar_epi16(idx, _mm512_load_si512(kFp4Tables.t[code]));
+}
+
+// The 16 bytes at src (32 values, n_left of them valid: the rest read as zero).
+inline __m128i fp4_bytes(const uint8_t* src, int64_t n_left) {
+  return n_left >= 32 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(src))
+                      : _mm_maskz_loadu_epi8(static_cast<__mmask16>(v::lanes16((n_left + 1) / 2)), src);
+}
+
+inline __m512i mxfp4_bf16(const quant::WeightView& w, int64_t row, int64_t c, int64_t n_left) {
+  const uint8_t* src = static_cast<const uint8_t*>(w.data) + row * (w.cols / 2) + c / 2;
+  return fp4_bf16(fp4_bytes(src, n_left), w.scales[row * ((w.cols + 31) / 32) + c / 32]);
 }
 
 // Row `row`, columns [c, c + 32) (c a multiple of 32, n_left valid of them, rest zero) as 32 bf16.
@@ -208,6 +231,123 @@ void matmul(const MatmulTask& task, int64_t r0, int64_t r1) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// k-lane GEMM for MXFP4 with fewer tokens (a routed expert's ~12 tokens of a 512-token chunk),
+// where the tile's transpose per weight vector costs more than the few tokens' products on it:
+// each pass of kKCols columns decodes kKRows rows once, in memory order, to bf16 (kKLdw apart);
+// then every group of kKTokens tokens runs on them from L1 with kKRows x kKTokens accumulators
+// whose lanes hold pairs along k (x read as whole vectors of 32 bf16, not broadcast), reduced by
+// one transpose per pass. The next pass's bytes are prefetched into L2 first.
+constexpr int kKRows = 4;
+constexpr int kKTokens = 4;
+constexpr int64_t kKCols = 2048;        // a pass: 4 decoded rows + 4 tokens' x = 32 KiB of L1
+constexpr int64_t kKLdw = kKCols + 32;  // bf16; rows 4 KiB apart would all share L1 sets
+constexpr int64_t kKMaxTokens = 32;     // from here the tile (bench/bf16_bench --sweep)
+
+// y[t, 0..nr) (+)= sum over k of x[t, k] * w[r][k] for kKRows decoded rows (nv vectors of 32,
+// zero past the columns) and T tokens. Every (row, token) pair is summed in the same order
+// whatever T and m are.
+template <int T>
+void klane_block(const uint16_t* w, const uint16_t* xb, int64_t ldxb, int64_t nv, float* y,
+                 int64_t ldy, int nr, bool first) {
+  constexpr int R = kKRows, N = R * T, G = (N + 15) / 16;
+  __m512 acc[N];
+  for (auto& a : acc) a = _mm512_setzero_ps();
+  for (int64_t v = 0; v < nv; ++v) {
+    __m512bh wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = as_bh(_mm512_load_si512(w + r * kKLdw + 32 * v));
+#pragma GCC unroll 4
+    for (int t = 0; t < T; ++t) {
+      const __m512bh xv = as_bh(_mm512_loadu_si512(xb + t * ldxb + 32 * v));
+      for (int r = 0; r < R; ++r) acc[r * T + t] = _mm512_dpbf16_ps(acc[r * T + t], wv[r], xv);
+    }
+  }
+  alignas(64) float sums[G * 16];
+  for (int g = 0; g < G; ++g) {
+    __m512 s[16];
+    for (int i = 0; i < 16; ++i) s[i] = g * 16 + i < N ? acc[g * 16 + i] : _mm512_setzero_ps();
+    v::transpose(s);  // s[j] lane i = accumulator 16 g + i's lane j
+    for (int i = 1; i < 16; ++i) s[0] = _mm512_add_ps(s[0], s[i]);
+    _mm512_store_ps(sums + 16 * g, s[0]);
+  }
+  for (int t = 0; t < T; ++t) {
+    float* dst = y + t * ldy;
+    if (first) {
+      for (int r = 0; r < nr; ++r) dst[r] = sums[r * T + t];
+    } else {
+      for (int r = 0; r < nr; ++r) dst[r] += sums[r * T + t];
+    }
+  }
+}
+
+using KBlockFn = void (*)(const uint16_t*, const uint16_t*, int64_t, int64_t, float*, int64_t, int,
+                          bool);
+template <int... I>
+constexpr std::array<KBlockFn, sizeof...(I)> klane_fns(std::integer_sequence<int, I...>) {
+  return {&klane_block<I + 1>...};
+}
+constexpr auto kKBlockFns = klane_fns(std::make_integer_sequence<int, kKTokens>());
+
+// Rows [r0, r1) kKRows at a time, columns in passes of kKCols. The next pass's bytes (the rest
+// of these rows, else the next rows' first pass) go towards L2 while this pass decodes, one
+// 64-byte line per two decoded vectors, with its scales first: issued all at once, at the start
+// of the pass, the prefetches of a pass (~70 lines) were partly lost and the decode stalled on
+// DRAM in the model (perf: 61 % of its samples on the weight load).
+void matmul_klane(const MatmulTask& task, int64_t r0, int64_t r1) {
+  alignas(64) uint16_t wbuf[kKRows * kKLdw];
+  const quant::WeightView& w = task.w;
+  const int64_t K = w.cols, row_bytes = K / 2, scale_row = (K + 31) / 32;
+  const auto* data = static_cast<const char*>(w.data);
+  for (int64_t rb = r0; rb < r1; rb += kKRows) {
+    const int nr = static_cast<int>(r1 - rb < kKRows ? r1 - rb : kKRows);
+    for (int64_t c0 = 0; c0 < K; c0 += kKCols) {
+      const int64_t n = K - c0 < kKCols ? K - c0 : kKCols, nv = (n + 31) / 32;
+      // The next pass: rows [pr, pr + pn), columns from pc.
+      int64_t pr = rb, pc = c0 + kKCols, pn = nr;
+      if (pc >= K) {
+        pr = rb + kKRows;
+        pc = 0;
+        pn = r1 - pr < kKRows ? r1 - pr : kKRows;
+      }
+      const int64_t pbytes = ((K - pc < kKCols ? K - pc : kKCols) + 1) / 2;
+      for (int r = 0; r < kKRows; ++r) {
+        uint16_t* dst = wbuf + r * kKLdw;
+        if (r >= nr) {
+          for (int64_t v = 0; v < nv; ++v) _mm512_store_si512(dst + 32 * v, _mm512_setzero_si512());
+          continue;
+        }
+        const char* next = r < pn ? data + (pr + r) * row_bytes + pc / 2 : nullptr;
+        if (next != nullptr) {
+          _mm_prefetch(reinterpret_cast<const char*>(w.scales + (pr + r) * scale_row + pc / 32),
+                       _MM_HINT_T1);
+        }
+        const auto* src = reinterpret_cast<const uint8_t*>(data + (rb + r) * row_bytes + c0 / 2);
+        const uint8_t* codes = w.scales + (rb + r) * scale_row + c0 / 32;
+        for (int64_t v = 0; v < nv; ++v) {
+          if (next != nullptr && (v & 1) == 0 && v * 32 < pbytes) {
+            _mm_prefetch(next + v * 32, _MM_HINT_T1);
+          }
+          _mm512_store_si512(dst + 32 * v, fp4_bf16(fp4_bytes(src + 16 * v, n - 32 * v), codes[v]));
+        }
+      }
+      for (int64_t t0 = 0; t0 < task.m; t0 += kKTokens) {
+        const int64_t left = task.m - t0;
+        kKBlockFns[(left < kKTokens ? left : kKTokens) - 1](
+            wbuf, task.xb + t0 * task.ldxb + c0, task.ldxb, nv, task.y + t0 * task.ldy + rb,
+            task.ldy, nr, c0 == 0);
+      }
+    }
+  }
+}
+
+void matmul_mxfp4(const MatmulTask& task, int64_t r0, int64_t r1) {
+  if (task.m < kKMaxTokens) {
+    matmul_klane(task, r0, r1);
+  } else {
+    matmul(task, r0, r1);
+  }
+}
+
 int to_bf16(const float* x, int64_t t0, int64_t t1, int64_t cols, int64_t ldx, uint16_t* xb,
             int64_t ldxb) {
   const __m512i low16 = _mm512_set1_epi32(0xffff), abs_mask = _mm512_set1_epi32(0x7fffffff);
@@ -287,7 +427,7 @@ void install_bf16_dot(OpTable* t) {
   o.to_bf16 = bf16dot::to_bf16;
   o.scale_range = bf16dot::scale_range;
   o.matmul[static_cast<int>(quant::WeightFormat::kFP8Block)] = bf16dot::matmul;
-  o.matmul[static_cast<int>(quant::WeightFormat::kMXFP4)] = bf16dot::matmul;
+  o.matmul[static_cast<int>(quant::WeightFormat::kMXFP4)] = bf16dot::matmul_mxfp4;
   o.peak = bf16dot::peak;
 }
 
