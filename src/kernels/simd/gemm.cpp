@@ -215,14 +215,7 @@ void klane_block(const float* w, const float* x, int64_t ldx, int64_t n, float* 
     for (int i = 1; i < kLanes; ++i) v[0] = add(v[0], v[i]);
     store(sums + g * kLanes, v[0]);
   }
-  for (int t = 0; t < T; ++t) {
-    float* dst = y + t * ldy;
-    if (first) {
-      for (int r = 0; r < nr; ++r) dst[r] = sums[r * T + t];
-    } else {
-      for (int r = 0; r < nr; ++r) dst[r] += sums[r * T + t];
-    }
-  }
+  store_sums<T>(sums, y, ldy, nr, first);
 }
 
 using KBlockFn = void (*)(const float*, const float*, int64_t, int64_t, float*, int64_t, int,

@@ -68,6 +68,20 @@ FRUGAL_SIMD_INLINE void store_rows(const float* part, float* y, int64_t ldy, int
   }
 }
 
+// y[t, i] = (first pass ? 0 : y[t, i]) + sums[i * T + t] for nr rows and T tokens (the totals of
+// a k-lane block, here and in x86/bf16_dot_gemm.cpp).
+template <int T>
+FRUGAL_SIMD_INLINE void store_sums(const float* sums, float* y, int64_t ldy, int nr, bool first) {
+  for (int t = 0; t < T; ++t) {
+    float* dst = y + t * ldy;
+    if (first) {
+      for (int r = 0; r < nr; ++r) dst[r] = sums[r * T + t];
+    } else {
+      for (int r = 0; r < nr; ++r) dst[r] += sums[r * T + t];
+    }
+  }
+}
+
 // A group kernel: tokens [t0, t0 + T) of the task, rows [r0, r1). `ahead`: when > 0, the kernel
 // prefetches the rows that many rows on (the next row block) instead of its next register group
 // (the dense groups; the FP8 / MXFP4 groups are always given 0 and ignore it).

@@ -16,7 +16,8 @@
 // transpose per weight vector).
 //
 // Compiled with -mavx512f/bw/dq/vl -mavx512bf16 and the AVX-512 simd vocabulary (FP8 / MXFP4
-// decoders, transpose), which it shares with src/kernels/simd/.
+// decoders, transpose) and matmul.h's internals (store_sums), which it shares with
+// src/kernels/simd/.
 #include <immintrin.h>
 
 #include <array>
@@ -24,7 +25,7 @@
 #include <utility>
 
 #include "kernels/op_table.h"
-#include "kernels/simd/target.h"
+#include "kernels/simd/matmul.h"
 
 namespace frugal::kernels {
 namespace bf16dot {
@@ -88,8 +89,8 @@ inline __m512i fp4_bf16(__m128i bytes, uint8_t code) {
 
 // The 16 bytes at src (32 values, n_left of them valid: the rest read as zero).
 inline __m128i fp4_bytes(const uint8_t* src, int64_t n_left) {
-  return n_left >= 32 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(src))
-                      : _mm_maskz_loadu_epi8(static_cast<__mmask16>(v::lanes16((n_left + 1) / 2)), src);
+  if (n_left >= 32) return _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+  return _mm_maskz_loadu_epi8(static_cast<__mmask16>(v::lanes16((n_left + 1) / 2)), src);
 }
 
 inline __m512i mxfp4_bf16(const quant::WeightView& w, int64_t row, int64_t c, int64_t n_left) {
@@ -237,7 +238,7 @@ void matmul(const MatmulTask& task, int64_t r0, int64_t r1) {
 // each pass of kKCols columns decodes kKRows rows once, in memory order, to bf16 (kKLdw apart);
 // then every group of kKTokens tokens runs on them from L1 with kKRows x kKTokens accumulators
 // whose lanes hold pairs along k (x read as whole vectors of 32 bf16, not broadcast), reduced by
-// one transpose per pass. The next pass's bytes are prefetched into L2 first.
+// one transpose per pass. The next pass's bytes are prefetched into L2 during the decode.
 constexpr int kKRows = 4;
 constexpr int kKTokens = 4;
 constexpr int64_t kKCols = 2048;        // a pass: 4 decoded rows + 4 tokens' x = 32 KiB of L1
@@ -270,14 +271,7 @@ void klane_block(const uint16_t* w, const uint16_t* xb, int64_t ldxb, int64_t nv
     for (int i = 1; i < 16; ++i) s[0] = _mm512_add_ps(s[0], s[i]);
     _mm512_store_ps(sums + 16 * g, s[0]);
   }
-  for (int t = 0; t < T; ++t) {
-    float* dst = y + t * ldy;
-    if (first) {
-      for (int r = 0; r < nr; ++r) dst[r] = sums[r * T + t];
-    } else {
-      for (int r = 0; r < nr; ++r) dst[r] += sums[r * T + t];
-    }
-  }
+  simd::avx512::matmul_detail::store_sums<T>(sums, y, ldy, nr, first);
 }
 
 using KBlockFn = void (*)(const uint16_t*, const uint16_t*, int64_t, int64_t, float*, int64_t, int,
