@@ -303,15 +303,16 @@ void matmul_klane(const MatmulTask& task, int64_t r0, int64_t r1) {
         pc = 0;
         pn = r1 - pr < kKRows ? r1 - pr : kKRows;
       }
-      const int64_t pbytes = ((K - pc < kKCols ? K - pc : kKCols) + 1) / 2;
       for (int r = 0; r < kKRows; ++r) {
         uint16_t* dst = wbuf + r * kKLdw;
         if (r >= nr) {
           for (int64_t v = 0; v < nv; ++v) _mm512_store_si512(dst + 32 * v, _mm512_setzero_si512());
           continue;
         }
-        const char* next = r < pn ? data + (pr + r) * row_bytes + pc / 2 : nullptr;
-        if (next != nullptr) {
+        // The next pass's row r: its first pbytes bytes (none when it has no row r).
+        const int64_t pbytes = r < pn ? ((K - pc < kKCols ? K - pc : kKCols) + 1) / 2 : 0;
+        const char* next = data + (pbytes > 0 ? (pr + r) * row_bytes + pc / 2 : 0);
+        if (pbytes > 0) {
           _mm_prefetch(reinterpret_cast<const char*>(w.scales + (pr + r) * scale_row + pc / 32),
                        _MM_HINT_T1);
         }
@@ -319,10 +320,8 @@ void matmul_klane(const MatmulTask& task, int64_t r0, int64_t r1) {
         const uint8_t* codes = w.scales + (rb + r) * scale_row + c0 / 32;
         // Whole 64-byte lines of the row (4 vectors of 32 values) first, two lines of the next pass
         // prefetched per line decoded (its row is covered halfway through this one); then the
-        // rest. Unrolled so, the decode ran 1.07-1.19x (bf16_bench, m = 8-24). Without a next
-        // pass the prefetches go to lines of this row, already read.
+        // rest. Unrolled so, the decode ran 1.07-1.19x (bf16_bench, m = 8-24).
         int64_t v = 0;
-        if (next == nullptr) next = reinterpret_cast<const char*>(src);
         for (; v + 4 <= nv && 32 * (v + 4) <= n; v += 4) {
           if (v * 32 < pbytes) _mm_prefetch(next + v * 32, _MM_HINT_T1);
           if (v * 32 + 64 < pbytes) _mm_prefetch(next + v * 32 + 64, _MM_HINT_T1);
