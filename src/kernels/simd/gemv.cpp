@@ -59,10 +59,10 @@ void fp8_rows(const uint8_t* w, int64_t ldw, const float* xs, int64_t ldxs, int6
   int64_t k = 0;
   // Step by step, one prefetch per row and line. Rows are independent chains, and each
   // accumulator sees the same FMAs in the same order in both loops.
-  if constexpr (kMatmul.fp8_x_once && T <= 4) {
+  if constexpr (kMatmul.fp8_x_once) {
     // The R rows' codes decoded first, then each x vector loaded once for all R rows: 1.07-1.10x
-    // at 1-4 tokens (docs/BENCHMARKS.md); with more tokens the row by row loop below measured
-    // faster.
+    // at 1-4 tokens; at 8 tokens 1.12x, once the load is kept in a register (load_kept; folded
+    // into every FMA, the same loop had run 0.96-0.97x of row by row). docs/BENCHMARKS.md.
     for (; k + kLine <= n; k += kLine) {
 #pragma GCC unroll 4
       for (int64_t s = 0; s < kLine; s += kFp8Step) {
@@ -73,12 +73,14 @@ void fp8_rows(const uint8_t* w, int64_t ldw, const float* xs, int64_t ldxs, int6
           if (s == 0) prefetch_l2(p + R * ldw);
           fp8_decode4(p + s, v[r]);
         }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int t = 0; t < T; ++t) {
           const float* x = xs + t * ldxs + k + s;
 #pragma GCC unroll 4
           for (int q = 0; q < 4; ++q) {
-            const VF xv = load(x + kLanes * q);
+            // One token (decode) keeps the code it had: with the load kept it measured 0.95-1.01x
+            // (BM_Gemv, memory-bound, within the noise), so there is nothing to gain.
+            const VF xv = T > 1 ? load_kept(x + kLanes * q) : load(x + kLanes * q);
 #pragma GCC unroll 4
             for (int r = 0; r < R; ++r) acc[r][t] = fmadd(v[r][q], xv, acc[r][t]);
           }
@@ -199,7 +201,8 @@ void fp4_rows(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, cons
     if constexpr (T == 1 && kMatmul.fp4_x_once) {
       // All R rows decoded first, then each x vector loaded once for all of them: per row two
       // chains, then one FMA applies the row's block scales (the same FMAs in the same order as
-      // row by row, below).
+      // row by row, below). GCC folds the x loads into each row's FMA here; kept in a register
+      // (load_kept) this decode GEMV measured the same (0.95-1.01x), so it is left as it is.
       VF v[R][8];
 #pragma GCC unroll 4
       for (int r = 0; r < R; ++r) fp4_decode(raw[r], v[r]);
@@ -247,7 +250,8 @@ void fp4_rows(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, cons
         for (int r = 0; r < R; ++r) v[r] = mul(fp4_decode_one(raw[r], j), sv[r]);
 #pragma GCC unroll 8
         for (int t = 0; t < T; ++t) {
-          const VF xj = load(x0 + t * ldxs + kLanes * j);
+          const float* xp = x0 + t * ldxs + kLanes * j;
+          const VF xj = R > 1 ? load_kept(xp) : load(xp);
 #pragma GCC unroll 4
           for (int r = 0; r < R; ++r) acc[r][t] = fmadd(v[r], xj, acc[r][t]);
         }

@@ -16,8 +16,8 @@ struct MatmulTuning {
   int fp8_rows[8];     // [T - 1]: rows decoded together by the FP8 GEMV for T tokens
   int fp4_rows[8];     // [T - 1]: the same for MXFP4
   bool fp4_prefetch_l1;  // MXFP4: next row group into L1 and 8 groups ahead into L2 (else L2)
-  // FP8 with up to 4 tokens: the R rows' codes decoded first, then each x vector loaded once for
-  // all R rows (R * 4 decoded vectors live at once: 32 registers), instead of row by row.
+  // FP8: the R rows' codes decoded first, then each x vector loaded once for all R rows (R * 4
+  // decoded vectors live at once next to R x T accumulators: 32 registers), instead of row by row.
   bool fp8_x_once = false;
   // MXFP4 with one token: the same for the R rows of a group (R * 8 decoded vectors live).
   bool fp4_x_once = false;
@@ -72,6 +72,19 @@ FRUGAL_SIMD_INLINE void store(float* p, VF v) { *reinterpret_cast<VF*>(p) = v; }
 typedef VF VFu __attribute__((__aligned__(alignof(float)), __may_alias__));
 FRUGAL_SIMD_INLINE VF loadu(const float* p) { return *reinterpret_cast<const VFu*>(p); }
 FRUGAL_SIMD_INLINE void storeu(float* p, VF v) { *reinterpret_cast<VFu*>(p) = v; }
+
+// kLanes floats at p (aligned) in a register, for a kernel that uses one x vector for the FMAs of
+// several rows: GCC otherwise folds the load into each FMA as a memory operand (x86), one load
+// per row instead of one in all, and the load ports, not the FMAs, set the pace (kept: FP8 with 8
+// tokens 1.12x, MXFP4 with 3-4 tokens 1.15-1.35x; docs/BENCHMARKS.md). The empty asm only tells
+// the compiler the value is in a register; it emits nothing. ARM FMAs take no memory operand.
+FRUGAL_SIMD_INLINE VF load_kept(const float* p) {
+  VF v = load(p);
+#if defined(__x86_64__)
+  asm("" : "+v"(v));
+#endif
+  return v;
+}
 
 // Software prefetch of the line holding p into L1 / into L2 (prefetcht0 / prefetcht1 on x86,
 // PLDL1KEEP / PLDL2KEEP on ARM).
