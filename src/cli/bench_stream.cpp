@@ -22,8 +22,8 @@ StreamFigures stream_figures(const v4::DeepSeekV4Config& c, const stream::Expert
   f.pinned = cache.pinned();
   f.direct = cache.direct_io();
   if (reps.empty()) return f;
-  std::vector<double> dh, dch, ph, hint, used, disk_bytes, ram_bytes, disk_gbps, probe, frac, pred,
-      wait;
+  std::vector<double> dh, dch, ph, hint, used, disk_bytes, ram_bytes, disk_gbps, replay, probe,
+      frac, frac_random, pred, wait;
   for (const StreamRep& r : reps) {
     dh.push_back(r.decode.hit_rate());
     dch.push_back(r.decode.cache_hit_rate());
@@ -41,12 +41,17 @@ StreamFigures stream_figures(const v4::DeepSeekV4Config& c, const stream::Expert
     disk_bytes.push_back(disk);
     ram_bytes.push_back(ram);
     disk_gbps.push_back(disk * r.decode_tps / 1e9);
+    replay.push_back(r.replay_gbps);
     probe.push_back(r.disk_gbps);
-    if (r.read_gbps > 0 && r.disk_gbps > 0 && r.decode_tps > 0) {
-      const double roof = std::max(disk / (r.disk_gbps * 1e9), ram / (r.read_gbps * 1e9));
-      frac.push_back(roof * r.decode_tps);
-      pred.push_back(p.overlapped_tok_s);
+    // A token's time at the roofline for a disk rate (a decode that read nothing: RAM alone).
+    auto roof = [&](double disk_rate) {
+      return std::max(disk_rate > 0 ? disk / (disk_rate * 1e9) : 0.0, ram / (r.read_gbps * 1e9));
+    };
+    if (r.read_gbps > 0 && r.decode_tps > 0) {
+      frac.push_back(roof(r.replay_gbps) * r.decode_tps);
+      if (r.disk_gbps > 0) frac_random.push_back(roof(r.disk_gbps) * r.decode_tps);
     }
+    if (r.read_gbps > 0 && r.disk_gbps > 0 && r.decode_tps > 0) pred.push_back(p.overlapped_tok_s);
     wait.push_back(ratio(r.decode.wait_seconds, tokens / std::max(r.decode_tps, 1e-9)));
   }
   f.decode_hit_rate = engine::median(dh);
@@ -57,8 +62,10 @@ StreamFigures stream_figures(const v4::DeepSeekV4Config& c, const stream::Expert
   f.disk_bytes_per_token = engine::median(disk_bytes);
   f.ram_bytes_per_token = engine::median(ram_bytes);
   f.disk_gbps = engine::median(disk_gbps);
+  f.replay_gbps = engine::median(replay);
   f.disk_probe_gbps = engine::median(probe);
   f.roofline_fraction = frac.empty() ? 0.0 : engine::median(frac);
+  f.roofline_fraction_random = frac_random.empty() ? 0.0 : engine::median(frac_random);
   f.predicted_tps = pred.empty() ? 0.0 : engine::median(pred);
   f.wait_share = engine::median(wait);
   return f;
@@ -72,18 +79,19 @@ std::string stream_text(const StreamFigures& f, double decode_tps) {
       "  hit rate: decode %.1f %% (cache %.1f %%, the rest prefetched), prefill %.1f %%; "
       "next-layer "
       "guess right %.1f %%, prefetched experts used %.1f %%\n"
-      "  decode: disk %s/token -> %.2f GB/s (disk probe, same run: %.2f GB/s), RAM %s/token; "
-      "waiting for reads %.1f %% of the time\n"
-      "  roofline max(disk, RAM): decode at %.1f %% of it; predicted %.2f tok/s, measured / "
-      "predicted %.2f\n",
+      "  decode: disk %s/token -> %.2f GB/s (same run: its reads replayed %.2f GB/s, random "
+      "extents %.2f GB/s), RAM %s/token; waiting for reads %.1f %% of the time\n"
+      "  roofline max(disk, RAM): decode at %.1f %% of it (%.1f %% with the random-extent "
+      "probe); predicted %.2f tok/s, measured / predicted %.2f\n",
       static_cast<long long>(f.slots), engine::format_bytes(f.slot_bytes).c_str(),
       static_cast<long long>(f.pinned), f.direct ? "O_DIRECT" : "buffered", 100 * f.decode_hit_rate,
       100 * f.decode_cache_hit_rate, 100 * f.prefill_hit_rate, 100 * f.hint_rate,
       100 * f.prefetch_used,
       engine::format_bytes(static_cast<uint64_t>(f.disk_bytes_per_token)).c_str(), f.disk_gbps,
-      f.disk_probe_gbps, engine::format_bytes(static_cast<uint64_t>(f.ram_bytes_per_token)).c_str(),
-      100 * f.wait_share, 100 * f.roofline_fraction, f.predicted_tps,
-      ratio(decode_tps, f.predicted_tps));
+      f.replay_gbps, f.disk_probe_gbps,
+      engine::format_bytes(static_cast<uint64_t>(f.ram_bytes_per_token)).c_str(),
+      100 * f.wait_share, 100 * f.roofline_fraction, 100 * f.roofline_fraction_random,
+      f.predicted_tps, ratio(decode_tps, f.predicted_tps));
   return buf;
 }
 
@@ -100,8 +108,10 @@ nlohmann::json stream_json(const StreamFigures& f, double decode_tps) {
           {"disk_bytes_per_token", f.disk_bytes_per_token},
           {"ram_bytes_per_token", f.ram_bytes_per_token},
           {"disk_gbps", f.disk_gbps},
+          {"replay_gbps", f.replay_gbps},
           {"disk_probe_gbps", f.disk_probe_gbps},
           {"roofline_fraction", f.roofline_fraction},
+          {"roofline_fraction_random_probe", f.roofline_fraction_random},
           {"predicted_tokens_per_s", f.predicted_tps},
           {"measured_over_predicted", ratio(decode_tps, f.predicted_tps)},
           {"read_wait_share", f.wait_share}};

@@ -21,7 +21,8 @@
 //     per step for all of them), aggregate tokens/s against the single-sequence decode of the same
 //     run.
 //   streamed_experts (under --mem-budget, or a model larger than the memory available): the
-//     expert cache's figures against a same-run disk probe (bench_stream.h).
+//     expert cache's figures against same-run disk probes: the decode's own reads replayed, and
+//     random extents over the model's files (bench_stream.h).
 //   speculative (--spec K, or auto = 1): speculative against plain greedy decoding in the same run,
 //     the acceptance rate, the cost of verifying n tokens and of an MTP step, and the speedup
 //     those imply at acceptance 0.6 / 0.8 / 0.9 (bench_spec.h).
@@ -83,7 +84,7 @@ struct Timings {
   // median of the per-repetition ratios decode weight GB/s / bandwidth.
   double read_gbps = 0;
   double roofline_fraction = 0;
-  uint64_t peak_rss = 0;                    // before the probe buffer exists
+  uint64_t peak_rss = 0;                    // before any probe buffer exists
   std::vector<StreamRep> stream;            // streamed experts: per repetition
   std::optional<ParallelFigures> parallel;  // a parallel run (mpirun)
 };
@@ -195,7 +196,8 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
       rep.prefill = experts->stats();
       experts->reset_stats();
     }
-    std::mt19937 token_rng(4321);  // the same stream every repetition
+    std::mt19937 token_rng(4321);                         // the same stream every repetition
+    if (experts != nullptr) experts->record_reads(true);  // the disk roofline's replay, below
     t0 = Clock::now();
     for (int64_t i = 0; i < o.gen; ++i) {
       const int32_t next[1] = {
@@ -211,8 +213,15 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
       if (t.parallel) take_exchange(t.parallel->decode, o.gen, decode_s);
     }
     if (experts != nullptr) {
+      experts->record_reads(false);
       rep.decode = experts->stats();
       rep.decode_tps = decode_tps.empty() ? 0.0 : decode_tps.back();
+      // The disk probes' buffers take the RAM probe's place in the budget's overhead (and are
+      // not the run's peak).
+      if (t.peak_rss == 0) t.peak_rss = engine::peak_rss_bytes();
+      probe.reset();
+      FRUGAL_ASSIGN_OR_RETURN(const stream::ReadReplay replay, experts->replay_reads());
+      rep.replay_gbps = replay.gbps();
       FRUGAL_ASSIGN_OR_RETURN(const engine::DiskProbeResult disk,
                               engine::measure_disk_bandwidth(o.model, {.passes = 1}));
       rep.disk_gbps = disk.gbps;
@@ -220,7 +229,7 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
     }
     if (probe_mib == 0) continue;
     if (!probe) {
-      t.peak_rss = engine::peak_rss_bytes();
+      if (t.peak_rss == 0) t.peak_rss = engine::peak_rss_bytes();
       FRUGAL_ASSIGN_OR_RETURN(probe, engine::ReadProbe::create(probe_mib << 20));
       probe->run(eng->kernels());  // warm-up
     }

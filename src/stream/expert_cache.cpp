@@ -1,6 +1,7 @@
 #include "stream/expert_cache.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 
@@ -123,27 +124,29 @@ double ExpertCache::score_now(int64_t key) const {
 }
 
 int32_t ExpertCache::find_slot(bool demand) const {
-  int32_t best = -1;
-  double best_score = 0;
-  uint64_t best_tick = 0;
+  // [0]: every other slot; [1]: pending prefetches of exact hints, which a demand read takes only
+  // when nothing else is left (they will be used: taking one wastes its read and turns its own
+  // use into another demand read, which then takes the next one).
+  int32_t best[2] = {-1, -1};
+  double best_score[2] = {0, 0};
+  uint64_t best_tick[2] = {0, 0};
   for (size_t i = 0; i < slots_.size(); ++i) {
     const Slot& s = slots_[i];
-    if (s.state == SlotState::kEmpty) {
-      best = static_cast<int32_t>(i);
-      break;
-    }
+    if (s.state == SlotState::kEmpty) return static_cast<int32_t>(i);
     if (s.pins > 0 || s.pinned || s.state == SlotState::kReading) continue;
     if (s.state == SlotState::kQueued && !s.prefetched) continue;  // a demand read
     if (!demand && s.prefetched) continue;  // a hint never displaces another hint's read
+    const int tier = s.prefetched && s.exact ? 1 : 0;
     const double sc = score_now(s.key);
     const uint64_t t = scores_[static_cast<size_t>(s.key)].tick;
-    if (best < 0 || sc < best_score || (sc == best_score && t < best_tick)) {
-      best = static_cast<int32_t>(i);
-      best_score = sc;
-      best_tick = t;
+    if (best[tier] < 0 || sc < best_score[tier] ||
+        (sc == best_score[tier] && t < best_tick[tier])) {
+      best[tier] = static_cast<int32_t>(i);
+      best_score[tier] = sc;
+      best_tick[tier] = t;
     }
   }
-  return best;
+  return best[0] >= 0 ? best[0] : best[1];
 }
 
 int32_t ExpertCache::take_slot(bool demand) {
@@ -157,13 +160,14 @@ int32_t ExpertCache::take_slot(bool demand) {
   return best;
 }
 
-void ExpertCache::assign(int32_t slot, int64_t key, bool demand) {
+void ExpertCache::assign(int32_t slot, int64_t key, bool demand, bool exact) {
   Slot& s = slots_[static_cast<size_t>(slot)];
   s.key = key;
   ++s.generation;
   s.state = SlotState::kQueued;
   s.pins = demand ? 1 : 0;
   s.prefetched = !demand;
+  s.exact = !demand && exact;
   s.error = ok_status();
   slot_of_[static_cast<size_t>(key)] = slot;
   (demand ? demand_ : prefetch_).push_back({slot, s.generation});
@@ -228,6 +232,7 @@ Status ExpertCache::begin_layer(int32_t block, std::span<const int32_t> experts)
     if (s.prefetched) {
       ++stats_.prefetch_used;
       s.prefetched = false;
+      s.exact = false;
     }
     if (s.state == SlotState::kQueued) {
       demand_.push_front({slot, s.generation});  // promoted ahead of the prefetches
@@ -237,6 +242,28 @@ Status ExpertCache::begin_layer(int32_t block, std::span<const int32_t> experts)
       s.state = SlotState::kQueued;
       demand_.push_back({slot, s.generation});
       jobs_cv_.notify_one();
+    }
+  }
+  if (hinted) {
+    // Exact hints the block did not ask for (a forward that stopped before it): a read not
+    // started yet is dropped (its slot freed), one read or being read stays as a plain cached
+    // expert. (A wrong guess of a router stays a prefetch until a demand read evicts it.)
+    const std::vector<uint8_t>& set = hint_set_[static_cast<size_t>(block)];
+    for (int32_t e = 0; e < n_experts_; ++e) {
+      if (!set[static_cast<size_t>(e)]) continue;
+      const int64_t key = static_cast<int64_t>(block) * n_experts_ + e;
+      const int32_t slot = slot_of_[static_cast<size_t>(key)];
+      if (slot < 0 || !slots_[static_cast<size_t>(slot)].exact) continue;
+      Slot& s = slots_[static_cast<size_t>(slot)];
+      s.prefetched = false;
+      s.exact = false;
+      if (s.state == SlotState::kQueued) {  // its queued job is now stale
+        slot_of_[static_cast<size_t>(key)] = -1;
+        s.key = -1;
+        s.state = SlotState::kEmpty;
+        ++s.generation;
+        ++stats_.prefetch_dropped;
+      }
     }
   }
   issue_deferred();
@@ -307,7 +334,7 @@ Result<int32_t> ExpertCache::next(const v4::ExpertWeights** weights) {
   }
 }
 
-void ExpertCache::hint(int32_t block, std::span<const int32_t> experts) {
+void ExpertCache::hint(int32_t block, std::span<const int32_t> experts, bool exact) {
   std::lock_guard lk(mu_);
   if (block < 0 || static_cast<size_t>(block) >= hinted_.size()) return;
   std::vector<uint8_t>& set = hint_set_[static_cast<size_t>(block)];
@@ -323,13 +350,16 @@ void ExpertCache::hint(int32_t block, std::span<const int32_t> experts) {
     if (slot_of_[static_cast<size_t>(key)] >= 0 || plans_[static_cast<size_t>(key)].reads.empty())
       continue;
     // A guess displaces only a slot worth no more than the guess would be once used: an expert
-    // used often lately is not evicted for one that may not come.
+    // used often lately is not evicted for one that may not come. (An exact hint's expert will
+    // come: its demand read would take the same slot.)
     const int32_t victim = find_slot(false);
     if (victim < 0) continue;  // record the rest of the guess
     const Slot& v = slots_[static_cast<size_t>(victim)];
-    if (v.state != SlotState::kEmpty && score_now(v.key) > score_now(key) + 1.0) continue;
+    if (!exact && v.state != SlotState::kEmpty && score_now(v.key) > score_now(key) + 1.0) {
+      continue;
+    }
     const int32_t slot = take_slot(false);
-    assign(slot, key, false);
+    assign(slot, key, false, exact);
     ++stats_.prefetch_reads;
   }
 }
@@ -371,6 +401,7 @@ void ExpertCache::io_loop() {
     s.state = SlotState::kReading;
     const int64_t key = s.key;
     const ExpertPlan& plan = plans_[static_cast<size_t>(key)];
+    if (recording_) recorded_.push_back(key);
     lk.unlock();
     const auto t0 = std::chrono::steady_clock::now();
     Status st = files_->read(plan, s.data, expert_name(key));
@@ -394,6 +425,53 @@ ExpertCacheStats ExpertCache::stats() const {
 void ExpertCache::reset_stats() {
   std::lock_guard lk(mu_);
   stats_ = {};
+}
+
+void ExpertCache::record_reads(bool on) {
+  std::lock_guard lk(mu_);
+  recording_ = on;
+}
+
+Result<ReadReplay> ExpertCache::replay_reads() {
+  std::vector<int64_t> keys;
+  {
+    std::lock_guard lk(mu_);
+    keys.swap(recorded_);
+  }
+  ReadReplay r;
+  if (keys.empty()) return r;
+  r.threads = static_cast<int>(
+      std::min<size_t>(static_cast<size_t>(std::max(1, options_.io_threads)), keys.size()));
+  MemoryStats mem;
+  FRUGAL_ASSIGN_OR_RETURN(AlignedBuffer buf,
+                          AlignedBuffer::allocate(static_cast<uint64_t>(r.threads) * slot_bytes_,
+                                                  &mem, {.alignment = kDirectIoAlign}));
+  std::atomic<size_t> next{0};
+  std::mutex err_mu;
+  Status err = ok_status();
+  auto worker = [&](int t) {
+    std::byte* dst = buf.data() + static_cast<uint64_t>(t) * slot_bytes_;
+    for (size_t i = next.fetch_add(1); i < keys.size(); i = next.fetch_add(1)) {
+      Status s = files_->read(plans_[static_cast<size_t>(keys[i])], dst,
+                              "replayed read of " + expert_name(keys[i]));
+      if (!s.ok()) {
+        std::lock_guard lk(err_mu);
+        if (err.ok()) err = std::move(s);
+        next = keys.size();
+        return;
+      }
+    }
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> workers;
+  for (int t = 1; t < r.threads; ++t) workers.emplace_back(worker, t);
+  worker(0);
+  for (std::thread& w : workers) w.join();
+  r.seconds = seconds_since(t0);
+  FRUGAL_RETURN_IF_ERROR(err);
+  r.reads = keys.size();
+  for (const int64_t k : keys) r.bytes += plans_[static_cast<size_t>(k)].slot_bytes;
+  return r;
 }
 
 }  // namespace frugal::stream

@@ -11,8 +11,10 @@
 // frequency in one number); the victim is the lowest-scored slot that no layer in progress uses
 // and whose read is not running (an empty slot first; a queued prefetch may be taken back).
 // A prefetch takes an empty slot, or evicts one whose score is at most the guessed expert's plus
-// one use. Experts pinned from a profile (`frugal profile`) are read at start and never evicted
-// (at most half the slots).
+// one use; a hint never displaces another hint's pending read. An exact hint (a hash layer's
+// experts, which will be asked for) evicts like the demand reads it replaces, and until its block
+// runs, its expert is taken by a demand read only when no other slot can be freed. Experts pinned
+// from a profile (`frugal profile`) are read at start and never evicted (at most half the slots).
 //
 // First read of an expert: its codes are checked as the loader checks resident weights (e4m3 and
 // e8m0 NaN codes, quant::check_weight_codes), so start-up reads only the resident part.
@@ -48,16 +50,17 @@ struct ExpertCacheOptions {
 };
 
 struct ExpertCacheStats {
-  uint64_t layers = 0;          // begin_layer calls
-  uint64_t requests = 0;        // experts asked for
-  uint64_t hits = 0;            // in memory (or its read already under way) when asked for
-  uint64_t misses = 0;          // a read started by the request
-  uint64_t prefetch_reads = 0;  // reads started by a hint
-  uint64_t prefetch_used = 0;   // of those, experts a layer then asked for
-  uint64_t hinted = 0;          // requested experts of a hinted block
-  uint64_t hinted_right = 0;    // of those, in the hint
-  uint64_t reads = 0;           // experts read
-  uint64_t bytes_read = 0;      // bytes read from the files
+  uint64_t layers = 0;            // begin_layer calls
+  uint64_t requests = 0;          // experts asked for
+  uint64_t hits = 0;              // in memory (or its read already under way) when asked for
+  uint64_t misses = 0;            // a read started by the request
+  uint64_t prefetch_reads = 0;    // reads queued by a hint (prefetch_dropped of them never ran)
+  uint64_t prefetch_used = 0;     // of those, experts a layer then asked for
+  uint64_t prefetch_dropped = 0;  // of those, exact hints not followed, dropped before reading
+  uint64_t hinted = 0;            // requested experts of a hinted block
+  uint64_t hinted_right = 0;      // of those, in the hint
+  uint64_t reads = 0;             // experts read
+  uint64_t bytes_read = 0;        // bytes read from the files
   uint64_t evictions = 0;
   double read_seconds = 0;  // summed over the I/O threads
   double wait_seconds = 0;  // the compute thread blocked in next()
@@ -68,6 +71,15 @@ struct ExpertCacheStats {
     return requests ? static_cast<double>(hits - prefetch_used) / requests : 0.0;
   }
   double hint_rate() const { return hinted ? static_cast<double>(hinted_right) / hinted : 0.0; }
+};
+
+// A replay of recorded expert reads (ExpertCache::replay_reads).
+struct ReadReplay {
+  uint64_t reads = 0;  // expert reads replayed
+  uint64_t bytes = 0;  // bytes read
+  double seconds = 0;  // wall time, first read issued to last one done
+  int threads = 0;     // reads in flight
+  double gbps() const { return seconds > 0 ? static_cast<double>(bytes) / seconds / 1e9 : 0.0; }
 };
 
 class ExpertCache final : public v4::ExpertSource {
@@ -81,10 +93,20 @@ class ExpertCache final : public v4::ExpertSource {
   Status begin_layer(int32_t block, std::span<const int32_t> experts) override;
   Result<int32_t> next(const v4::ExpertWeights** weights) override;
   bool wants_hints() const override { return options_.prefetch; }
-  void hint(int32_t block, std::span<const int32_t> experts) override;
+  void hint(int32_t block, std::span<const int32_t> experts, bool exact) override;
 
   ExpertCacheStats stats() const;
   void reset_stats();
+
+  // The disk side of frugal bench's roofline. While recording, every expert read the cache starts
+  // is noted (in the order started). replay_reads() then performs exactly those reads again
+  // (the same files, offsets and lengths, through the same read path) with io_threads reads in
+  // flight and nothing else to do, into buffers of its own (io_threads x slot_bytes(), freed on
+  // return), and clears the record: the rate at which this disk serves those reads now, which is
+  // what decode could reach if it never left the disk idle. It measures, so it is for benchmarks;
+  // call it between forwards (it does not touch the slots). A fault is an error as in a forward.
+  void record_reads(bool on);
+  Result<ReadReplay> replay_reads();
   int64_t slots() const { return static_cast<int64_t>(slots_.size()); }
   uint64_t slot_bytes() const { return slot_bytes_; }
   uint64_t bytes() const { return memory_.bytes(); }  // slot memory held
@@ -103,6 +125,7 @@ class ExpertCache final : public v4::ExpertSource {
     int32_t pins = 0;         // uses by the layer in progress
     bool pinned = false;      // from a profile: never evicted
     bool prefetched = false;  // read by a hint and not asked for yet
+    bool exact = false;       // ... by an exact hint (will be asked for)
     Status error;
     v4::ExpertWeights views;
   };
@@ -121,7 +144,7 @@ class ExpertCache final : public v4::ExpertSource {
   // when none may be taken; take_slot also evicts what it holds.
   int32_t find_slot(bool demand) const;
   int32_t take_slot(bool demand);
-  void assign(int32_t slot, int64_t key, bool demand);
+  void assign(int32_t slot, int64_t key, bool demand, bool exact = false);
   void issue_deferred();
   double score_now(int64_t key) const;
   Status finish_read(Slot& s, int64_t key);  // views + first-read code checks
@@ -157,6 +180,8 @@ class ExpertCache final : public v4::ExpertSource {
   std::vector<uint8_t> hinted_;                 // [block] a hint is pending for the block
   std::vector<std::vector<uint8_t>> hint_set_;  // [block][expert]
   ExpertCacheStats stats_;
+  bool recording_ = false;
+  std::vector<int64_t> recorded_;  // keys of the reads started while recording
   std::vector<std::thread> threads_;
 };
 

@@ -102,6 +102,11 @@ TEST(StreamingCli, BenchReportsTheCache) {
     EXPECT_LE(v, 1.0) << k;
   }
   EXPECT_GT(s.at("disk_probe_gbps").get<double>(), 0.0);
+  // The decode's reads replayed: a rate wherever the decode read anything.
+  EXPECT_EQ(s.at("replay_gbps").get<double>() > 0, s.at("disk_bytes_per_token").get<double>() > 0)
+      << s.dump();
+  EXPECT_GT(s.at("roofline_fraction").get<double>(), 0.0);
+  EXPECT_GT(s.at("roofline_fraction_random_probe").get<double>(), 0.0);
   EXPECT_FALSE(j.contains("gemv"));  // skipped under a budget
 }
 

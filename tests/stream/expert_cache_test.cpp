@@ -10,12 +10,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "../v4/v4_random.h"
 
@@ -119,11 +121,13 @@ TEST(ExpertCache, SyntheticCheckpointStreamedEqualsResident) {
 }
 
 // An ExpertSource that hands out a resident model's expert weights and records, per block, the
-// experts the MoE layer asked for and the experts it guessed for that block one layer before.
+// experts the MoE layer asked for and the experts it guessed for that block beforehand, and the
+// order of the calls.
 class RecordingSource final : public v4::ExpertSource {
  public:
   explicit RecordingSource(const v4::ModelWeights& w) : w_(w) {}
   Status begin_layer(int32_t block, std::span<const int32_t> experts) override {
+    events_.push_back({'b', block});
     block_ = block;
     want_.assign(experts.begin(), experts.end());
     asked_[block].push_back(std::set<int32_t>(experts.begin(), experts.end()));
@@ -137,10 +141,12 @@ class RecordingSource final : public v4::ExpertSource {
     return e;
   }
   bool wants_hints() const override { return true; }
-  void hint(int32_t block, std::span<const int32_t> experts) override {
+  void hint(int32_t block, std::span<const int32_t> experts, bool exact) override {
+    events_.push_back({exact ? 'x' : 'h', block});
     guessed_[block].push_back(std::set<int32_t>(experts.begin(), experts.end()));
   }
   std::map<int32_t, std::vector<std::set<int32_t>>> asked_, guessed_;
+  std::vector<std::pair<char, int32_t>> events_;  // ('b' begin_layer | 'h' hint, block) in order
 
  private:
   const v4::ModelWeights& w_;
@@ -170,6 +176,45 @@ TEST(ExpertCache, HashLayerHintsAreExact) {
   EXPECT_EQ(rec.guessed_[5].size(), rec.asked_[5].size());  // every later block is guessed
 }
 
+TEST(ExpertCache, HashBlocksAreAllHintedAtOnce) {
+  // Blocks 0-2 route by token id: block 0's layer hints blocks 1 and 2 together (exact), so
+  // block 2's reads can start before block 1 runs; block 3 (bias-routed) is guessed by block 2.
+  auto cfg = v4::load_config(v4::testing::fixture_dir() + "/config.json");
+  ASSERT_TRUE(cfg.ok()) << cfg.status().to_string();
+  ASSERT_EQ(cfg->n_layers, 4);
+  cfg->n_hash_layers = 3;
+  test::ScopedTempDir tmp("stream-hash3");
+  const std::string dir = tmp.file("hash3");
+  ASSERT_TRUE(v4::write_synth_checkpoint(*cfg, dir, {.seed = 3}).ok());
+  auto resident = load(dir, false, 8);
+  ASSERT_NE(resident, nullptr);
+  auto m = load(dir, true, 8);
+  ASSERT_NE(m, nullptr);
+  RecordingSource rec(resident->weights());
+  m->set_expert_source(&rec);
+  EXPECT_TRUE(same_bits(run(*m, 5, 4), run(*resident, 5, 4)));
+  m->set_expert_source(nullptr);
+  for (int32_t b : {1, 2}) {
+    ASSERT_EQ(rec.asked_[b].size(), 5u) << b;  // the prompt's chunk, then 4 decode steps
+    for (size_t i = 0; i < rec.asked_[b].size(); ++i) {
+      // block 2: hinted by block 0, then again by block 1; both exact
+      const size_t per = b == 1 ? 1 : 2;
+      ASSERT_EQ(rec.guessed_[b].size(), per * rec.asked_[b].size()) << b;
+      for (size_t k = 0; k < per; ++k) {
+        EXPECT_EQ(rec.guessed_[b][per * i + k], rec.asked_[b][i]) << "block " << b << " fwd " << i;
+      }
+    }
+  }
+  // Within each forward: begin 0, exact hints of 1 and 2, begin 1, exact hint of 2, begin 2, a
+  // guess for 3 (bias-routed), begin 3.
+  const std::vector<std::pair<char, int32_t>> step = {{'b', 0}, {'x', 1}, {'x', 2}, {'b', 1},
+                                                      {'x', 2}, {'b', 2}, {'h', 3}, {'b', 3}};
+  ASSERT_EQ(rec.events_.size(), 5 * step.size());
+  for (size_t i = 0; i < rec.events_.size(); ++i) {
+    EXPECT_EQ(rec.events_[i], step[i % step.size()]) << i;
+  }
+}
+
 TEST(ExpertCache, BadRequestsLeaveTheCacheUsable) {
   auto resident = load(tiny_dir(), false);
   ASSERT_NE(resident, nullptr);
@@ -187,6 +232,89 @@ TEST(ExpertCache, BadRequestsLeaveTheCacheUsable) {
   m->set_expert_source(c.get());
   EXPECT_TRUE(same_bits(run(*m, 12, 4), run(*resident, 12, 4)));
   m->set_expert_source(nullptr);
+}
+
+// One layer of `block` asking for `experts` (ascending), every expert taken.
+void use(ExpertCache& c, int32_t block, std::vector<int32_t> experts) {
+  ASSERT_TRUE(c.begin_layer(block, experts).ok());
+  const v4::ExpertWeights* w = nullptr;
+  for (;;) {
+    auto e = c.next(&w);
+    ASSERT_TRUE(e.ok()) << e.status().to_string();
+    if (*e < 0) break;
+  }
+}
+
+TEST(ExpertCache, AGuessDoesNotEvictBusierExpertsAnExactHintDoes) {
+  auto m = load(tiny_dir(), true);
+  ASSERT_NE(m, nullptr);
+  auto c = make_cache(*m, 4);
+  ASSERT_NE(c, nullptr);
+  for (int i = 0; i < 5; ++i) {  // four slots, each expert used five times
+    use(*c, 2, {0, 1});
+    use(*c, 2, {2, 3});
+  }
+  c->reset_stats();
+  const int32_t five[] = {5};
+  c->hint(3, five, /*exact=*/false);  // worth less than any slot: recorded, not read
+  EXPECT_EQ(c->stats().prefetch_reads, 0u);
+  c->hint(3, five, /*exact=*/true);  // will be asked for: read now
+  EXPECT_EQ(c->stats().prefetch_reads, 1u);
+  use(*c, 3, {5});
+  EXPECT_EQ(c->stats().prefetch_used, 1u);
+}
+
+TEST(ExpertCache, ADemandReadTakesAPendingPrefetchLast) {
+  auto m = load(tiny_dir(), true);
+  ASSERT_NE(m, nullptr);
+  auto c = make_cache(*m, 4);
+  ASSERT_NE(c, nullptr);
+  use(*c, 2, {0, 1});
+  use(*c, 2, {2, 3});  // full
+  const int32_t five[] = {5};
+  c->hint(3, five, /*exact=*/true);  // takes the least used slot; pending, and scored lowest
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // its read done, if it can be
+  use(*c, 4, {6});  // a miss: must evict one of block 2's experts, not the pending prefetch
+  c->reset_stats();
+  use(*c, 3, {5});
+  EXPECT_EQ(c->stats().hits, 1u);
+  EXPECT_EQ(c->stats().prefetch_used, 1u);
+}
+
+TEST(ExpertCache, AnExactHintNotFollowedStopsBeingPending) {
+  // A block that asks for other experts than its exact hint named (a forward that stopped before
+  // it): the prefetch is dropped if its read has not started, else kept as a plain cached expert,
+  // and a demand read may then evict it like any other.
+  auto m = load(tiny_dir(), true);
+  ASSERT_NE(m, nullptr);
+  auto c = make_cache(*m, 4);
+  ASSERT_NE(c, nullptr);
+  const int32_t five[] = {5};
+  c->hint(3, five, /*exact=*/true);                            // an empty slot: read
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // done, if it can be
+  use(*c, 3, {6});
+  const uint64_t dropped = c->stats().prefetch_dropped;
+  c->reset_stats();
+  use(*c, 3, {5});  // cached (or read again when it was dropped), no longer a prefetch
+  EXPECT_EQ(c->stats().prefetch_used, 0u);
+  EXPECT_EQ(c->stats().hits, dropped == 0 ? 1u : 0u);
+}
+
+TEST(ExpertCache, AWrongGuessStaysAPrefetchUntilEvicted) {
+  // A router's guess is a guess: one the block did not ask for stays prefetched (used if a later
+  // step asks for it), with no priority over other slots for a demand read.
+  auto m = load(tiny_dir(), true);
+  ASSERT_NE(m, nullptr);
+  auto c = make_cache(*m, 4);
+  ASSERT_NE(c, nullptr);
+  const int32_t five[] = {5};
+  c->hint(3, five, /*exact=*/false);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  use(*c, 3, {6});
+  c->reset_stats();
+  use(*c, 3, {5});
+  EXPECT_EQ(c->stats().hits, 1u);
+  EXPECT_EQ(c->stats().prefetch_used, 1u);
 }
 
 TEST(ExpertCache, NoSourceIsAClearError) {
@@ -259,6 +387,57 @@ TEST(ExpertCache, RewrittenFileIsDetected) {
       &file);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("mtime"), std::string::npos) << s.to_string();
+}
+
+TEST(ExpertCache, ReplayPerformsTheRecordedReads) {
+  // The bench's disk roofline: the reads of a recorded stretch performed again, the same count
+  // and bytes as the cache's own statistics, and the record cleared by the replay.
+  auto m = load(tiny_dir(), true);
+  ASSERT_NE(m, nullptr);
+  auto c = make_cache(*m, 4, true);
+  ASSERT_NE(c, nullptr);
+  m->set_expert_source(c.get());
+  run(*m, 8, 2);  // not recorded
+  c->reset_stats();
+  c->record_reads(true);
+  run(*m, 8, 6, 11);
+  c->record_reads(false);
+  const ExpertCacheStats st = c->stats();
+  run(*m, 4, 2, 13);  // not recorded either
+  ASSERT_GT(st.reads, 0u);
+  auto r = c->replay_reads();
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->reads, st.reads);
+  EXPECT_EQ(r->bytes, st.bytes_read);
+  EXPECT_GT(r->seconds, 0.0);
+  EXPECT_GT(r->gbps(), 0.0);
+  EXPECT_EQ(r->threads, static_cast<int>(std::min<uint64_t>(8, st.reads)));
+  auto again = c->replay_reads();
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->reads, 0u);
+  EXPECT_EQ(again->bytes, 0u);
+  m->set_expert_source(nullptr);
+}
+
+TEST(ExpertCache, ReplayOfAChangedFileIsAnErrorNamingIt) {
+  test::ScopedTempDir tmp("stream-replay");
+  const std::string dir = copy_tiny(tmp);
+  auto m = load(dir, true);
+  ASSERT_NE(m, nullptr);
+  auto c = make_cache(*m, 4, false);
+  ASSERT_NE(c, nullptr);
+  m->set_expert_source(c.get());
+  c->record_reads(true);
+  run(*m, 8, 2);
+  const std::string file = dir + "/model.safetensors";
+  struct timespec times[2] = {{0, UTIME_OMIT}, {12345, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, file.c_str(), times, 0), 0);
+  auto r = c->replay_reads();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find(file), std::string::npos) << r.status().to_string();
+  EXPECT_NE(r.status().message().find("replayed read"), std::string::npos)
+      << r.status().to_string();
+  m->set_expert_source(nullptr);
 }
 
 TEST(ExpertCache, BufferedReadsGiveTheSameLogits) {

@@ -33,7 +33,9 @@ class ExpertSource {
   virtual bool wants_hints() const = 0;
   // A guess of the experts block `block` will need next (any order, may repeat); reads of the
   // missing ones start behind the current layer's. Never evicts what the current layer uses.
-  virtual void hint(int32_t block, std::span<const int32_t> experts) = 0;
+  // `exact`: not a guess but the block's routing itself (a hash layer's tid2eid lookup), so every
+  // expert named will be asked for.
+  virtual void hint(int32_t block, std::span<const int32_t> experts, bool exact) = 0;
 };
 
 }  // namespace frugal::v4

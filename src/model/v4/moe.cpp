@@ -106,14 +106,13 @@ bool parallel_experts(const Ctx& ctx, int64_t n) {
   return ctx.s.expert_threads > 1 && n <= kParallelExpertTokens;
 }
 
-// Guesses the experts the next main block will route the n tokens to and hands them to the
-// source as a prefetch hint: exact from tid2eid for a hash layer, else the next router applied to
-// this layer's FFN input x [n, dim] (the next layer's own input is a few residual additions away;
-// BENCHMARKS.md has how often the guess is right). Uses s.gate, free once this layer is routed.
-void hint_next(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids, int64_t n) {
+// Hands the source a prefetch hint for block b: the experts it will route the n tokens to, exact
+// from tid2eid for a hash layer, else b's router applied to x [n, dim], the FFN input of the
+// block before (its own input is a few residual additions away; BENCHMARKS.md has how often the
+// guess is right). Uses s.gate and s.ehint, free once this layer is routed.
+void hint_block(const Ctx& ctx, int32_t b, const float* x, const int32_t* ids, int64_t n) {
   const DeepSeekV4Config& c = ctx.w.config;
-  if (block + 1 >= c.n_layers || !ctx.w.shard.holds_block(block + 1)) return;
-  const MoeWeights& next = ctx.w.blocks[static_cast<size_t>(block + 1)].ffn;
+  const MoeWeights& next = ctx.w.blocks[static_cast<size_t>(b)].ffn;
   Scratch& s = ctx.s;
   const int64_t n_exp = c.n_routed_experts;
   const int64_t topk = c.n_activated_experts;
@@ -129,7 +128,22 @@ void hint_next(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids
   for (int64_t p = 0; p < n * topk; ++p) {
     if (shard.holds_expert(s.ehint[p])) s.ehint[kept++] = s.ehint[p];
   }
-  if (kept > 0) ctx.experts->hint(block + 1, {s.ehint, static_cast<size_t>(kept)});
+  if (kept > 0) ctx.experts->hint(b, {s.ehint, static_cast<size_t>(kept)}, next.tid2eid != nullptr);
+}
+
+// The hints of the main blocks after `block`: the next one, and, since a hash layer's routing is
+// a lookup of the token ids that is exact however far ahead, every hash block that follows it
+// back to back (V4: the first n_hash_layers), so that their reads queue at once rather than one
+// block at a time.
+void hint_next(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids, int64_t n) {
+  const DeepSeekV4Config& c = ctx.w.config;
+  for (int32_t b = block + 1; b < c.n_layers && ctx.w.shard.holds_block(b); ++b) {
+    hint_block(ctx, b, x, ids, n);
+    const bool hash = ctx.w.blocks[static_cast<size_t>(b)].ffn.tid2eid != nullptr;
+    const bool next_hash =
+        b + 1 < c.n_layers && ctx.w.blocks[static_cast<size_t>(b) + 1].ffn.tid2eid != nullptr;
+    if (!hash || !next_hash) break;
+  }
 }
 
 }  // namespace
