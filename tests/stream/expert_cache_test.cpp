@@ -234,6 +234,19 @@ TEST(ExpertCache, BadRequestsLeaveTheCacheUsable) {
   m->set_expert_source(nullptr);
 }
 
+// The eviction and prefetch rules, on a streamed tiny-v4 with 4 slots and prefetch on.
+class ExpertCachePolicy : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    m = load(tiny_dir(), true);
+    ASSERT_NE(m, nullptr);
+    c = make_cache(*m, 4);
+    ASSERT_NE(c, nullptr);
+  }
+  std::unique_ptr<v4::Model> m;
+  std::unique_ptr<ExpertCache> c;
+};
+
 // One layer of `block` asking for `experts` (ascending), every expert taken.
 void use(ExpertCache& c, int32_t block, std::vector<int32_t> experts) {
   ASSERT_TRUE(c.begin_layer(block, experts).ok());
@@ -245,11 +258,7 @@ void use(ExpertCache& c, int32_t block, std::vector<int32_t> experts) {
   }
 }
 
-TEST(ExpertCache, AGuessDoesNotEvictBusierExpertsAnExactHintDoes) {
-  auto m = load(tiny_dir(), true);
-  ASSERT_NE(m, nullptr);
-  auto c = make_cache(*m, 4);
-  ASSERT_NE(c, nullptr);
+TEST_F(ExpertCachePolicy, AGuessDoesNotEvictBusierExpertsAnExactHintDoes) {
   for (int i = 0; i < 5; ++i) {  // four slots, each expert used five times
     use(*c, 2, {0, 1});
     use(*c, 2, {2, 3});
@@ -264,11 +273,7 @@ TEST(ExpertCache, AGuessDoesNotEvictBusierExpertsAnExactHintDoes) {
   EXPECT_EQ(c->stats().prefetch_used, 1u);
 }
 
-TEST(ExpertCache, ADemandReadTakesAPendingPrefetchLast) {
-  auto m = load(tiny_dir(), true);
-  ASSERT_NE(m, nullptr);
-  auto c = make_cache(*m, 4);
-  ASSERT_NE(c, nullptr);
+TEST_F(ExpertCachePolicy, ADemandReadTakesAPendingPrefetchLast) {
   use(*c, 2, {0, 1});
   use(*c, 2, {2, 3});  // full
   const int32_t five[] = {5};
@@ -281,14 +286,10 @@ TEST(ExpertCache, ADemandReadTakesAPendingPrefetchLast) {
   EXPECT_EQ(c->stats().prefetch_used, 1u);
 }
 
-TEST(ExpertCache, AnExactHintNotFollowedStopsBeingPending) {
+TEST_F(ExpertCachePolicy, AnExactHintNotFollowedStopsBeingPending) {
   // A block that asks for other experts than its exact hint named (a forward that stopped before
   // it): the prefetch is dropped if its read has not started, else kept as a plain cached expert,
   // and a demand read may then evict it like any other.
-  auto m = load(tiny_dir(), true);
-  ASSERT_NE(m, nullptr);
-  auto c = make_cache(*m, 4);
-  ASSERT_NE(c, nullptr);
   const int32_t five[] = {5};
   c->hint(3, five, /*exact=*/true);                            // an empty slot: read
   std::this_thread::sleep_for(std::chrono::milliseconds(50));  // done, if it can be
@@ -300,13 +301,9 @@ TEST(ExpertCache, AnExactHintNotFollowedStopsBeingPending) {
   EXPECT_EQ(c->stats().hits, dropped == 0 ? 1u : 0u);
 }
 
-TEST(ExpertCache, AWrongGuessStaysAPrefetchUntilEvicted) {
+TEST_F(ExpertCachePolicy, AWrongGuessStaysAPrefetchUntilEvicted) {
   // A router's guess is a guess: one the block did not ask for stays prefetched (used if a later
   // step asks for it), with no priority over other slots for a demand read.
-  auto m = load(tiny_dir(), true);
-  ASSERT_NE(m, nullptr);
-  auto c = make_cache(*m, 4);
-  ASSERT_NE(c, nullptr);
   const int32_t five[] = {5};
   c->hint(3, five, /*exact=*/false);
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
