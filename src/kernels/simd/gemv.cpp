@@ -170,6 +170,22 @@ FRUGAL_SIMD_INLINE void fp4_prefetch(const uint8_t* p, int64_t group_bytes) {
   }
 }
 
+// The scale lines of R rows 8 groups ahead (the weights' L2 distance above), once per group and
+// pass: rows of 2,048 bytes carry 128 bytes of scales each, a separate stream that the group's
+// first chunk used to wait for (a demand miss to memory once per 4 KiB group). Measured
+// (BM_Gemv/mxfp4/avx512, [2048, 4096] ring, AMD Zen 5): one thread 22.9-24.0 -> 28.8-30.2 GB/s,
+// the core's rate from L2 (30-31); a distance of 2 or 32 groups, or the next group into L1, did
+// as well (docs/BENCHMARKS.md, "MXFP4 scales prefetched").
+FRUGAL_SIMD_INLINE void fp4_prefetch_scales(const uint8_t* s, int64_t lds, int rows,
+                                            int64_t n_scales) {
+  const uint8_t* ahead = s + 8 * rows * lds;
+  for (int r = 0; r < rows; ++r) {
+    const uint8_t* first = ahead + r * lds;
+    const uint8_t* line = first - reinterpret_cast<uintptr_t>(first) % kLine;
+    for (; line < first + n_scales; line += kLine) prefetch_l2(line);
+  }
+}
+
 // R rows, one pass of n elements (n even) starting at packed byte pointer w (row stride ldw bytes)
 // and scale pointer s (row stride lds). A pass that does not end at the row's end is a whole
 // number of chunks.
@@ -186,6 +202,7 @@ void fp4_rows(const uint8_t* w, int64_t ldw, const uint8_t* s, int64_t lds, cons
   }
   VF loaded[R];  // scales of kFp4ScaleChunks chunks per row
   for (int r = 0; r < R; ++r) loaded[r] = zero();
+  fp4_prefetch_scales(s, lds, R, n_scales);
   // Chunk c of all R rows from their raw loads: every x vector loaded is used by all R rows.
   auto chunk = [&](int64_t c, const Fp4Raw raw[R]) {
     VF sv[R];
