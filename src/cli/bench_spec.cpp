@@ -13,6 +13,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <string>
 
 #include "engine/memory_plan.h"
 #include "engine/probes.h"
@@ -116,6 +118,32 @@ Result<SpecBench> bench_speculation(engine::Engine& eng, std::span<const int32_t
   b.measured.mtp = engine::median(cost[0]) / c1;
   b.by_bytes = engine::spec_cost_by_bytes(c, k);
   return b;
+}
+
+// "verify cost vs 1 token: 2 tokens 1.05x (by bytes 1.07x), ...", then the projections.
+std::string spec_cost_text(const SpecBench& s) {
+  std::string out = "verify cost vs 1 token (measured, by weight bytes):";
+  char buf[160];
+  for (size_t n = 2; n < s.measured.verify.size(); ++n) {
+    std::snprintf(buf, sizeof(buf), "%s %zu tokens %.2fx / %.2fx", n > 2 ? "," : "", n,
+                  s.measured.verify[n], s.by_bytes.verify[n]);
+    out += buf;
+  }
+  std::snprintf(buf, sizeof(buf), "; MTP step %.2fx / %.2fx\n", s.measured.mtp, s.by_bytes.mtp);
+  out += buf;
+  for (double a : {0.6, 0.8, 0.9}) {
+    std::snprintf(buf, sizeof(buf),
+                  "projected speedup at acceptance %.1f (measured / by bytes):", a);
+    out += buf;
+    for (int32_t d = 1; d <= s.k; ++d) {
+      std::snprintf(buf, sizeof(buf), "%s k=%d %.2fx / %.2fx", d > 1 ? "," : "", d,
+                    engine::projected_spec_speedup(s.measured, a, d),
+                    engine::projected_spec_speedup(s.by_bytes, a, d));
+      out += buf;
+    }
+    out += "\n";
+  }
+  return out;
 }
 
 }  // namespace frugal::cli

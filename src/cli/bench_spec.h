@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/status.h"
@@ -28,5 +29,9 @@ struct SpecBench {
 // Needs an engine whose context holds prompt + gen + k + 1 tokens and whose chunk holds k + 1.
 Result<SpecBench> bench_speculation(engine::Engine& eng, std::span<const int32_t> prompt,
                                     int64_t gen, int32_t k, int reps);
+
+// The text report's cost lines: "verify cost vs 1 token (measured, by weight bytes): 2 tokens
+// 1.05x / 1.07x, ...; MTP step ...", then the projected speedups at acceptance 0.6 / 0.8 / 0.9.
+std::string spec_cost_text(const SpecBench& s);
 
 }  // namespace frugal::cli

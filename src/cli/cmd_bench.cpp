@@ -19,7 +19,7 @@
 //     larger than the LLC, GB/s and fraction of the read bandwidth (unless --no-kernels).
 //   batch (--batch N): N sequences decoded together by Model::forward_batch (the weights read once
 //     per step for all of them), aggregate tokens/s against the single-sequence decode of the same
-//     run.
+//     run (bench_batch.h).
 //   streamed_experts (under --mem-budget, or a model larger than the memory available): the
 //     expert cache's figures against same-run disk probes: the decode's own reads replayed, and
 //     random extents over the model's files (bench_stream.h).
@@ -36,6 +36,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/bench_batch.h"
 #include "cli/bench_parallel.h"
 #include "cli/bench_spec.h"
 #include "cli/bench_stream.h"
@@ -88,48 +89,6 @@ struct Timings {
   std::vector<StreamRep> stream;            // streamed experts: per repetition
   std::optional<ParallelFigures> parallel;  // a parallel run (mpirun)
 };
-
-// Aggregate decode tokens/s of `batch` sequences stepped together (medians over reps): each is
-// prefilled with its own prompt (the bench prompt with every id shifted by 7919 x its index, so
-// that the sequences route to different experts as different users' text does, rather than all
-// reading the same six), then `gen` steps of one token each, all in one forward_batch.
-Result<double> time_batched_decode(engine::Engine& eng, std::span<const int32_t> prompt,
-                                   int64_t gen, int64_t batch, int reps) {
-  const int64_t v = eng.config().vocab_size;
-  std::vector<std::unique_ptr<kv::V4SequenceCache>> caches;
-  for (int64_t q = 0; q < batch; ++q) {
-    FRUGAL_ASSIGN_OR_RETURN(std::unique_ptr<kv::V4SequenceCache> c, eng.new_cache());
-    caches.push_back(std::move(c));
-  }
-  std::vector<float> logits(static_cast<size_t>(batch * v));
-  std::vector<int32_t> next(static_cast<size_t>(batch));
-  std::vector<v4::BatchEntry> entries(static_cast<size_t>(batch));
-  std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(batch));
-  for (int64_t q = 0; q < batch; ++q) {
-    for (int32_t id : prompt) prompts[q].push_back(static_cast<int32_t>((id + 7919 * q) % v));
-  }
-  std::vector<double> tps;
-  for (int r = 0; r < std::max(reps, 1); ++r) {
-    for (int64_t q = 0; q < batch; ++q) {
-      caches[q]->clear();
-      const std::span<float> lq(logits.data() + q * v, v);
-      FRUGAL_RETURN_IF_ERROR(eng.model().forward(*caches[q], {.ids = prompts[q], .logits = lq}));
-      next[q] = static_cast<int32_t>(std::max_element(lq.begin(), lq.end()) - lq.begin());
-      entries[q] = {.cache = caches[q].get(), .ids = std::span(&next[q], 1), .logits = lq};
-    }
-    const auto t0 = Clock::now();
-    for (int64_t i = 0; i < gen; ++i) {
-      FRUGAL_RETURN_IF_ERROR(eng.model().forward_batch(entries));
-      for (int64_t q = 0; q < batch; ++q) {
-        const float* lq = logits.data() + q * v;
-        next[q] = static_cast<int32_t>(std::max_element(lq, lq + v) - lq);
-      }
-    }
-    tps.push_back(static_cast<double>(gen * batch) /
-                  std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  return engine::median(tps);
-}
 
 // The prompt of every run: fixed pseudo-random ids, the same every run.
 std::vector<int32_t> bench_prompt(const v4::DeepSeekV4Config& c, int64_t n) {
@@ -257,32 +216,6 @@ constexpr GemvCase kGemvCases[] = {
     {quant::WeightFormat::kBF16, 4096, 4096},
     {quant::WeightFormat::kF32, 4096, 4096},
 };
-
-// "verify cost vs 1 token: 2 tokens 1.05x (by bytes 1.07x), ...", then the projections.
-std::string spec_cost_text(const SpecBench& s) {
-  std::string out = "verify cost vs 1 token (measured, by weight bytes):";
-  char buf[160];
-  for (size_t n = 2; n < s.measured.verify.size(); ++n) {
-    std::snprintf(buf, sizeof(buf), "%s %zu tokens %.2fx / %.2fx", n > 2 ? "," : "", n,
-                  s.measured.verify[n], s.by_bytes.verify[n]);
-    out += buf;
-  }
-  std::snprintf(buf, sizeof(buf), "; MTP step %.2fx / %.2fx\n", s.measured.mtp, s.by_bytes.mtp);
-  out += buf;
-  for (double a : {0.6, 0.8, 0.9}) {
-    std::snprintf(buf, sizeof(buf),
-                  "projected speedup at acceptance %.1f (measured / by bytes):", a);
-    out += buf;
-    for (int32_t d = 1; d <= s.k; ++d) {
-      std::snprintf(buf, sizeof(buf), "%s k=%d %.2fx / %.2fx", d > 1 ? "," : "", d,
-                    engine::projected_spec_speedup(s.measured, a, d),
-                    engine::projected_spec_speedup(s.by_bytes, a, d));
-      out += buf;
-    }
-    out += "\n";
-  }
-  return out;
-}
 
 Status run_bench(const BenchOptions& o) {
   if (o.prompt < 1) return invalid_argument("--prompt must be at least 1");
