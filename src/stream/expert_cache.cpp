@@ -27,6 +27,7 @@ Result<std::unique_ptr<ExpertCache>> ExpertCache::create(const v4::ModelWeights&
   c->options_ = options;
   c->n_experts_ = static_cast<int32_t>(weights.config.n_routed_experts);
   c->topk_ = static_cast<int32_t>(weights.config.n_activated_experts);
+  c->handed_slots_.reserve(static_cast<size_t>(c->n_experts_));  // next() hands out <= a layer
   const int64_t blocks = static_cast<int64_t>(weights.blocks.size());
   const int64_t keys = blocks * c->n_experts_;
   FRUGAL_ASSIGN_OR_RETURN(c->files_, ExpertFiles::open(weights.checkpoint, options.direct_io));
@@ -196,8 +197,7 @@ Status ExpertCache::begin_layer(int32_t block, std::span<const int32_t> experts)
                               std::to_string(e) + " is not a streamed expert");
     }
   }
-  if (last_slot_ >= 0) --slots_[static_cast<size_t>(last_slot_)].pins;  // an unfinished layer
-  last_slot_ = -1;
+  unpin_handed();  // an unfinished layer
   for (size_t i = 0; block_ >= 0 && i < want_.size(); ++i) {
     const int32_t s = slot_of_[static_cast<size_t>(block_) * n_experts_ + want_[i]];
     if (!handed_[i] && s >= 0 && slots_[static_cast<size_t>(s)].pins > 0) --slots_[s].pins;
@@ -270,39 +270,39 @@ Status ExpertCache::begin_layer(int32_t block, std::span<const int32_t> experts)
   return ok_status();
 }
 
-Result<int32_t> ExpertCache::next(const v4::ExpertWeights** weights) {
+void ExpertCache::unpin_handed() {
+  for (const int32_t s : handed_slots_) --slots_[static_cast<size_t>(s)].pins;
+  handed_slots_.clear();
+}
+
+Result<size_t> ExpertCache::next(std::span<v4::HandedExpert> out) {
   std::unique_lock lk(mu_);
-  if (last_slot_ >= 0) {
-    --slots_[static_cast<size_t>(last_slot_)].pins;
-    last_slot_ = -1;
-  }
+  unpin_handed();
   for (;;) {
     issue_deferred();
     bool done = true;
-    int32_t pick = -1, failed = -1;
-    for (size_t i = 0; i < want_.size(); ++i) {
+    int32_t failed = -1;
+    size_t picked = 0;
+    for (size_t i = 0; i < want_.size() && picked < out.size(); ++i) {
       if (handed_[i]) continue;
       done = false;
       const int32_t s = slot_of_[static_cast<size_t>(block_) * n_experts_ + want_[i]];
       if (s < 0) continue;
       const SlotState st = slots_[static_cast<size_t>(s)].state;
       if (st == SlotState::kReady) {
-        pick = static_cast<int32_t>(i);
-        break;
+        handed_[i] = 1;
+        handed_slots_.push_back(s);  // capacity reserved at create
+        out[picked++] = {want_[i], &slots_[static_cast<size_t>(s)].views};
+      } else if (st == SlotState::kFailed && failed < 0) {
+        failed = s;
       }
-      if (st == SlotState::kFailed && failed < 0) failed = s;
     }
+    if (picked > 0) return picked;
     if (done) {
       block_ = -1;
       want_.clear();
       handed_.clear();
-      return -1;
-    }
-    if (pick >= 0) {
-      handed_[static_cast<size_t>(pick)] = 1;
-      last_slot_ = slot_of_[static_cast<size_t>(block_) * n_experts_ + want_[pick]];
-      *weights = &slots_[static_cast<size_t>(last_slot_)].views;
-      return want_[static_cast<size_t>(pick)];
+      return size_t{0};
     }
     const bool busy = std::any_of(slots_.begin(), slots_.end(), [](const Slot& x) {
       return x.state == SlotState::kQueued || x.state == SlotState::kReading;

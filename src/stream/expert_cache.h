@@ -91,7 +91,8 @@ class ExpertCache final : public v4::ExpertSource {
 
   // v4::ExpertSource
   Status begin_layer(int32_t block, std::span<const int32_t> experts) override;
-  Result<int32_t> next(const v4::ExpertWeights** weights) override;
+  using v4::ExpertSource::next;
+  Result<size_t> next(std::span<v4::HandedExpert> out) override;
   bool wants_hints() const override { return options_.prefetch; }
   void hint(int32_t block, std::span<const int32_t> experts, bool exact) override;
 
@@ -146,6 +147,7 @@ class ExpertCache final : public v4::ExpertSource {
   int32_t take_slot(bool demand);
   void assign(int32_t slot, int64_t key, bool demand, bool exact = false);
   void issue_deferred();
+  void unpin_handed();  // with mu_ held: the slots the last next() handed out
   double score_now(int64_t key) const;
   Status finish_read(Slot& s, int64_t key);  // views + first-read code checks
   std::string expert_name(int64_t key) const;
@@ -176,7 +178,7 @@ class ExpertCache final : public v4::ExpertSource {
   std::vector<int32_t> want_;                   // experts asked for, ascending
   std::vector<uint8_t> handed_;                 // [i] want_[i] handed out
   std::vector<int32_t> deferred_;               // keys still waiting for a slot
-  int32_t last_slot_ = -1;                      // handed out last (unpinned at the next next())
+  std::vector<int32_t> handed_slots_;           // handed out last (unpinned at the next next())
   std::vector<uint8_t> hinted_;                 // [block] a hint is pending for the block
   std::vector<std::vector<uint8_t>> hint_set_;  // [block][expert]
   ExpertCacheStats stats_;

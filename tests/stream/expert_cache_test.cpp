@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "../v4/v4_random.h"
+#include "core/thread_pool.h"
 
 namespace frugal::stream {
 namespace {
@@ -133,12 +134,15 @@ class RecordingSource final : public v4::ExpertSource {
     asked_[block].push_back(std::set<int32_t>(experts.begin(), experts.end()));
     return ok_status();
   }
-  Result<int32_t> next(const v4::ExpertWeights** weights) override {
-    if (want_.empty()) return -1;
-    const int32_t e = want_.back();
-    want_.pop_back();
-    *weights = &w_.blocks[static_cast<size_t>(block_)].ffn.experts[static_cast<size_t>(e)];
-    return e;
+  using v4::ExpertSource::next;
+  Result<size_t> next(std::span<v4::HandedExpert> out) override {  // all in memory: any number
+    size_t k = 0;
+    for (; k < out.size() && !want_.empty(); ++k) {
+      const int32_t e = want_.back();
+      want_.pop_back();
+      out[k] = {e, &w_.blocks[static_cast<size_t>(block_)].ffn.experts[static_cast<size_t>(e)]};
+    }
+    return k;
   }
   bool wants_hints() const override { return true; }
   void hint(int32_t block, std::span<const int32_t> experts, bool exact) override {
@@ -153,6 +157,40 @@ class RecordingSource final : public v4::ExpertSource {
   int32_t block_ = -1;
   std::vector<int32_t> want_;
 };
+
+// On two threads a decode step takes its experts from the cache a pair at a time when both are in
+// memory and runs them one per thread (moe.cpp), as the resident pass does; the logits stay those
+// of the one-thread resident model bit for bit (a matmul row is the same sums on any thread), with
+// evictions and prefetches, and with a source that hands every expert over at once.
+TEST(ExpertCache, StreamedExpertsOnePerThreadBitForBit) {
+  auto resident = load(tiny_dir(), false);
+  ASSERT_NE(resident, nullptr);
+  const std::vector<float> want = run(*resident, 20, 16);
+  auto pool = ThreadPool::create({.n_threads = 2});
+  ASSERT_TRUE(pool.ok()) << pool.status().to_string();
+  auto k = kernels::Kernels::create({.pool = pool->get()});
+  ASSERT_TRUE(k.ok()) << k.status().to_string();
+  v4::LoadOptions lo;
+  lo.stream_experts = true;
+  auto m = v4::Model::load(tiny_dir(), *k, lo, {.max_chunk = 16, .max_seq_len = 512});
+  ASSERT_TRUE(m.ok()) << m.status().to_string();
+  const int64_t total = (*m)->config().n_blocks() * (*m)->config().n_routed_experts;
+  for (int64_t slots : {int64_t{4}, total}) {
+    auto c = make_cache(**m, slots);
+    ASSERT_NE(c, nullptr);
+    (*m)->set_expert_source(c.get());
+    const int64_t rounds = (*m)->parallel_moe_rounds();
+    EXPECT_TRUE(same_bits(run(**m, 20, 16), want)) << slots << " slots";
+    EXPECT_GT((*m)->parallel_moe_rounds(), rounds) << slots << " slots";
+    (*m)->set_expert_source(nullptr);
+  }
+  RecordingSource rec(resident->weights());
+  (*m)->set_expert_source(&rec);
+  const int64_t rounds = (*m)->parallel_moe_rounds();
+  EXPECT_TRUE(same_bits(run(**m, 20, 16), want));
+  EXPECT_GT((*m)->parallel_moe_rounds(), rounds);
+  (*m)->set_expert_source(nullptr);
+}
 
 TEST(ExpertCache, HashLayerHintsAreExact) {
   // The block after a hash layer routes by token id, so the guess the layer before it hands over

@@ -16,6 +16,12 @@
 
 namespace frugal::v4 {
 
+// An expert handed over by ExpertSource::next.
+struct HandedExpert {
+  int32_t expert = -1;
+  const ExpertWeights* weights = nullptr;
+};
+
 class ExpertSource {
  public:
   virtual ~ExpertSource() = default;
@@ -24,10 +30,19 @@ class ExpertSource {
   // reads of those not in memory. One layer at a time: every begin_layer is followed by next()
   // calls until it reports the end.
   virtual Status begin_layer(int32_t block, std::span<const int32_t> experts) = 0;
-  // The next expert of the layer to compute, blocking while every remaining one is still being
-  // read; -1 when the layer is done. The weights stay valid until the following next() call.
-  // An error (a failed or short read, a file changed on disk) names the file and tensor.
-  virtual Result<int32_t> next(const ExpertWeights** weights) = 0;
+  // The next experts of the layer to compute, at most out.size(): those of the remaining ones
+  // already in memory, blocking only while none is (every remaining one still being read); 0
+  // when the layer is done. Several at once let a pass compute them one per thread. Their weights
+  // stay valid until the following next() / begin_layer() call. An error (a failed or short
+  // read, a file changed on disk) names the file and tensor.
+  virtual Result<size_t> next(std::span<HandedExpert> out) = 0;
+  // One at a time: the expert id, -1 when the layer is done.
+  Result<int32_t> next(const ExpertWeights** weights) {
+    HandedExpert one;
+    FRUGAL_ASSIGN_OR_RETURN(const size_t n, next(std::span(&one, 1)));
+    *weights = one.weights;
+    return n == 0 ? -1 : one.expert;
+  }
 
   // Whether hint() is worth the router matmul it costs (the source has room to prefetch into).
   virtual bool wants_hints() const = 0;

@@ -102,6 +102,7 @@ struct Scratch {
   float* peu = nullptr;
   int64_t expert_threads = 0;
   int64_t parallel_moe_passes = 0;  // MoE layers run that way (Model::parallel_moe_passes)
+  int64_t parallel_moe_rounds = 0;  // streamed experts run one per thread, per round of threads
   float* ee = nullptr;       // [n, dim] MTP: e_proj(enorm(embed(next)))
   float* blogits = nullptr;  // [max_batch, vocab] forward_batch: the last rows' logits
   int32_t* bids = nullptr;   // [n] forward_batch: the token ids of all rows

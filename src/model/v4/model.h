@@ -131,6 +131,9 @@ class Model {
   // MoE layers whose routed experts ran one expert per thread (a small pass on several threads:
   // moe.cpp); for tests and diagnostics.
   int64_t parallel_moe_passes() const { return scratch_.parallel_moe_passes; }
+  // Rounds of streamed experts run one per thread (an ExpertSource handing over one expert per
+  // thread at once, in a small pass); for tests and diagnostics.
+  int64_t parallel_moe_rounds() const { return scratch_.parallel_moe_rounds; }
   // What scratch_bytes() will be for a model of `c` created with `options` (before loading).
   static uint64_t scratch_bytes_for(const DeepSeekV4Config& c, const ModelOptions& options,
                                     bool streamed_experts);

@@ -16,6 +16,9 @@
 namespace frugal::v4 {
 namespace {
 
+// Most experts a streamed pass takes from its source at once (one per thread).
+constexpr int64_t kMaxRound = 64;
+
 namespace v4ref = kernels::v4ref;
 
 // Gate.forward's score function on one token's router outputs, in place.
@@ -189,6 +192,18 @@ Status moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t*
     }
     expert(ctx, w, s.xg, cnt, limit, s.ewt + b, dst);
   };
+  // The same on the pool's thread `thread` with that thread's buffers (at most
+  // kParallelExpertRows rows): into its rows of s.epair.
+  auto run_expert_on = [&](const ExpertWeights& w, int32_t e, int thread) {
+    const int32_t b = s.eoff[e], cnt = s.eoff[e + 1] - b;
+    float* xg = s.pxg + thread * kParallelExpertRows * dim;
+    const int64_t ldg = kParallelExpertRows * c.moe_inter_dim;
+    for (int32_t r = 0; r < cnt; ++r) {
+      std::copy_n(x + static_cast<int64_t>(s.etok[b + r]) * dim, dim, xg + r * dim);
+    }
+    expert(ctx, w, xg, cnt, limit, s.ewt + b, s.epair + static_cast<int64_t>(b) * dim,
+           s.peg + thread * ldg, s.peu + thread * ldg);
+  };
   // out[t] += the rows of expert e (in ascending e: the reference's order).
   auto accumulate = [&](int32_t e, const float* rows) {
     const int32_t b = s.eoff[e], cnt = s.eoff[e + 1] - b;
@@ -216,18 +231,10 @@ Status moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t*
       if (cnt > 0 && cnt <= kParallelExpertRows) s.eused[small++] = e;
     }
     const int64_t rounds = small / threads * threads;
-    const int64_t ldg = kParallelExpertRows * c.moe_inter_dim;
     pool.parallel_for(rounds, 1, [&](int64_t b, int64_t end, int thread) {
-      float* xg = s.pxg + thread * kParallelExpertRows * dim;
       for (int64_t i = b; i < end; ++i) {
         const int32_t e = s.eused[i];
-        const int32_t first = s.eoff[e], cnt = s.eoff[e + 1] - first;
-        for (int32_t r = 0; r < cnt; ++r) {
-          std::copy_n(x + static_cast<int64_t>(s.etok[first + r]) * dim, dim, xg + r * dim);
-        }
-        expert(ctx, m.experts[static_cast<size_t>(e)], xg, cnt, limit, s.ewt + first,
-               s.epair + static_cast<int64_t>(first) * dim, s.peg + thread * ldg,
-               s.peu + thread * ldg);
+        run_expert_on(m.experts[static_cast<size_t>(e)], e, thread);
       }
     });
     int64_t seen = 0;  // small experts met so far: s.eused[seen] is the next one
@@ -258,11 +265,33 @@ Status moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t*
     if (ctx.experts != nullptr && used > 0) {
       FRUGAL_RETURN_IF_ERROR(ctx.experts->begin_layer(block, {s.eused, static_cast<size_t>(used)}));
       if (ctx.experts->wants_hints()) hint_next(ctx, block, x, ids, n);
+      // In a small pass, a whole round of the threads' worth of experts in memory at once runs
+      // one per thread, as in the resident pass above (the same sums: every row of a matmul is
+      // computed on one thread either way); any other expert split across the threads.
+      const int64_t threads =
+          parallel_experts(ctx, n)
+              ? std::min<int64_t>({ctx.k.pool()->n_threads(), s.expert_threads, kMaxRound})
+              : 1;
+      HandedExpert got[kMaxRound];
       for (;;) {
-        const ExpertWeights* w = nullptr;
-        FRUGAL_ASSIGN_OR_RETURN(const int32_t e, ctx.experts->next(&w));
-        if (e < 0) break;
-        run_expert(*w, e, s.epair + static_cast<int64_t>(s.eoff[e]) * dim);
+        FRUGAL_ASSIGN_OR_RETURN(const size_t k,
+                                ctx.experts->next(std::span(got, static_cast<size_t>(threads))));
+        if (k == 0) break;
+        const bool round = k > 1 && static_cast<int64_t>(k) == threads &&
+                           std::all_of(got, got + k, [&](const HandedExpert& h) {
+                             return s.eoff[h.expert + 1] - s.eoff[h.expert] <= kParallelExpertRows;
+                           });
+        if (round) {
+          ctx.k.pool()->parallel_for(threads, 1, [&](int64_t b, int64_t end, int thread) {
+            for (int64_t i = b; i < end; ++i) run_expert_on(*got[i].weights, got[i].expert, thread);
+          });
+          ++s.parallel_moe_rounds;
+        } else {
+          for (size_t i = 0; i < k; ++i) {
+            const int32_t e = got[i].expert;
+            run_expert(*got[i].weights, e, s.epair + static_cast<int64_t>(s.eoff[e]) * dim);
+          }
+        }
       }
     } else if (ctx.experts == nullptr) {
       for (int32_t i = 0; i < used; ++i) {
