@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -190,6 +191,58 @@ TEST(ExpertCache, StreamedExpertsOnePerThreadBitForBit) {
   EXPECT_TRUE(same_bits(run(**m, 20, 16), want));
   EXPECT_GT((*m)->parallel_moe_rounds(), rounds);
   (*m)->set_expert_source(nullptr);
+}
+
+// The server's step under a budget: several sequences in one forward_batch (mixed prefill
+// chunks and decode tokens, so experts get one row or several), streamed through 4 slots and
+// through all of them on two threads, equal the resident model's batched steps bit for bit.
+TEST(ExpertCache, BatchedStepsStreamedEqualResident) {
+  auto pool = ThreadPool::create({.n_threads = 2});
+  ASSERT_TRUE(pool.ok()) << pool.status().to_string();
+  auto k = kernels::Kernels::create({.pool = pool->get()});
+  ASSERT_TRUE(k.ok()) << k.status().to_string();
+  const v4::ModelOptions o = {.max_chunk = 16, .max_seq_len = 256, .max_batch = 3};
+  v4::LoadOptions streamed;
+  streamed.stream_experts = true;
+  auto resident = v4::Model::load(tiny_dir(), *k, {}, o);
+  auto m = v4::Model::load(tiny_dir(), *k, streamed, o);
+  ASSERT_TRUE(resident.ok() && m.ok());
+  // Tokens per sequence per step (0: the sequence sits the step out).
+  const std::vector<std::array<int, 3>> steps = {{5, 3, 0}, {1, 1, 6}, {1, 1, 1}, {0, 4, 1},
+                                                 {1, 1, 1}, {1, 1, 1}, {2, 1, 1}};
+  // Every step's last-position logits of every sequence, in order.
+  auto run_steps = [&](v4::Model& model) {
+    std::vector<std::unique_ptr<kv::V4SequenceCache>> caches;
+    for (int q = 0; q < 3; ++q) caches.push_back(new_cache(model, kv::CacheFormat::kFp8));
+    std::mt19937 rng(5);
+    const int64_t v = model.config().vocab_size;
+    std::vector<float> all;
+    for (const auto& step : steps) {
+      std::vector<std::vector<int32_t>> ids(3);
+      std::vector<std::vector<float>> logits(3);
+      std::vector<v4::BatchEntry> entries;
+      for (int q = 0; q < 3; ++q) {
+        if (step[q] == 0) continue;
+        for (int t = 0; t < step[q]; ++t) ids[q].push_back(static_cast<int32_t>(rng() % v));
+        logits[q].assign(static_cast<size_t>(v), 0.0f);
+        entries.push_back({.cache = caches[q].get(), .ids = ids[q], .logits = logits[q]});
+      }
+      const Status st = model.forward_batch(entries);
+      EXPECT_TRUE(st.ok()) << st.to_string();
+      for (const auto& l : logits) all.insert(all.end(), l.begin(), l.end());
+    }
+    return all;
+  };
+  const std::vector<float> want = run_steps(**resident);
+  const int64_t total = (*m)->config().n_blocks() * (*m)->config().n_routed_experts;
+  for (int64_t slots : {int64_t{4}, total}) {
+    auto c = make_cache(**m, slots);
+    ASSERT_NE(c, nullptr);
+    (*m)->set_expert_source(c.get());
+    EXPECT_TRUE(same_bits(run_steps(**m), want)) << slots << " slots";
+    EXPECT_GT(c->stats().misses, 0u);
+    (*m)->set_expert_source(nullptr);
+  }
 }
 
 TEST(ExpertCache, HashLayerHintsAreExact) {
