@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <array>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -20,60 +19,12 @@
 #include <set>
 #include <thread>
 
-#include "../v4/v4_random.h"
-#include "core/thread_pool.h"
+#include "stream_test_util.h"
 
 namespace frugal::stream {
 namespace {
 
-using v4::testing::new_cache;
-using v4::testing::test_kernels;
-
-std::string tiny_dir() { return std::string(FRUGAL_SOURCE_DIR) + "/models/tiny-v4"; }
-
-std::unique_ptr<v4::Model> load(const std::string& dir, bool streamed, int64_t max_chunk = 16) {
-  v4::LoadOptions lo;
-  lo.stream_experts = streamed;
-  auto m = v4::Model::load(dir, test_kernels(), lo, {.max_chunk = max_chunk, .max_seq_len = 512});
-  EXPECT_TRUE(m.ok()) << m.status().to_string();
-  return m.ok() ? std::move(*m) : nullptr;
-}
-
-std::unique_ptr<ExpertCache> make_cache(const v4::Model& m, int64_t slots, bool prefetch = true,
-                                        bool direct = true) {
-  ExpertCacheOptions o;
-  o.slots = slots;
-  o.direct_io = direct;
-  o.prefetch = prefetch;
-  auto c = ExpertCache::create(m.weights(), o);
-  EXPECT_TRUE(c.ok()) << c.status().to_string();
-  return c.ok() ? std::move(*c) : nullptr;
-}
-
-// A prompt of `prompt` tokens (in chunks of the model's max_chunk) and `steps` decode steps fed
-// from a fixed random stream; every logit of every step, in order.
-std::vector<float> run(v4::Model& m, int prompt, int steps, uint32_t seed = 7) {
-  auto cache = new_cache(m, kv::CacheFormat::kFp8);
-  const int64_t v = m.config().vocab_size;
-  std::mt19937 rng(seed);
-  std::vector<int32_t> ids(static_cast<size_t>(prompt));
-  for (int32_t& id : ids) id = static_cast<int32_t>(rng() % v);
-  std::vector<float> all, logits(static_cast<size_t>(v));
-  Status s = m.forward(*cache, {.ids = ids, .logits = logits});
-  EXPECT_TRUE(s.ok()) << s.to_string();
-  all.insert(all.end(), logits.begin(), logits.end());
-  for (int t = 0; t < steps && s.ok(); ++t) {
-    const int32_t id = static_cast<int32_t>(rng() % v);
-    s = m.forward(*cache, {.ids = {&id, 1}, .logits = logits});
-    EXPECT_TRUE(s.ok()) << s.to_string();
-    all.insert(all.end(), logits.begin(), logits.end());
-  }
-  return all;
-}
-
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
+using namespace stream_test;
 
 TEST(ExpertCache, TinyV4StreamedEqualsResidentBitForBit) {
   auto resident = load(tiny_dir(), false);
@@ -120,190 +71,6 @@ TEST(ExpertCache, SyntheticCheckpointStreamedEqualsResident) {
   EXPECT_TRUE(same_bits(run(*m, 30, 20), want));
   EXPECT_GT(c->stats().evictions, 0u);
   m->set_expert_source(nullptr);
-}
-
-// An ExpertSource that hands out a resident model's expert weights and records, per block, the
-// experts the MoE layer asked for and the experts it guessed for that block beforehand, and the
-// order of the calls.
-class RecordingSource final : public v4::ExpertSource {
- public:
-  explicit RecordingSource(const v4::ModelWeights& w) : w_(w) {}
-  Status begin_layer(int32_t block, std::span<const int32_t> experts) override {
-    events_.push_back({'b', block});
-    block_ = block;
-    want_.assign(experts.begin(), experts.end());
-    asked_[block].push_back(std::set<int32_t>(experts.begin(), experts.end()));
-    return ok_status();
-  }
-  using v4::ExpertSource::next;
-  Result<size_t> next(std::span<v4::HandedExpert> out) override {  // all in memory: any number
-    size_t k = 0;
-    for (; k < out.size() && !want_.empty(); ++k) {
-      const int32_t e = want_.back();
-      want_.pop_back();
-      out[k] = {e, &w_.blocks[static_cast<size_t>(block_)].ffn.experts[static_cast<size_t>(e)]};
-    }
-    return k;
-  }
-  bool wants_hints() const override { return true; }
-  void hint(int32_t block, std::span<const int32_t> experts, bool exact) override {
-    events_.push_back({exact ? 'x' : 'h', block});
-    guessed_[block].push_back(std::set<int32_t>(experts.begin(), experts.end()));
-  }
-  std::map<int32_t, std::vector<std::set<int32_t>>> asked_, guessed_;
-  std::vector<std::pair<char, int32_t>> events_;  // ('b' begin_layer | 'h' hint, block) in order
-
- private:
-  const v4::ModelWeights& w_;
-  int32_t block_ = -1;
-  std::vector<int32_t> want_;
-};
-
-// On two threads a decode step takes its experts from the cache a pair at a time when both are in
-// memory and runs them one per thread (moe.cpp), as the resident pass does; the logits stay those
-// of the one-thread resident model bit for bit (a matmul row is the same sums on any thread), with
-// evictions and prefetches, and with a source that hands every expert over at once.
-TEST(ExpertCache, StreamedExpertsOnePerThreadBitForBit) {
-  auto resident = load(tiny_dir(), false);
-  ASSERT_NE(resident, nullptr);
-  const std::vector<float> want = run(*resident, 20, 16);
-  auto pool = ThreadPool::create({.n_threads = 2});
-  ASSERT_TRUE(pool.ok()) << pool.status().to_string();
-  auto k = kernels::Kernels::create({.pool = pool->get()});
-  ASSERT_TRUE(k.ok()) << k.status().to_string();
-  v4::LoadOptions lo;
-  lo.stream_experts = true;
-  auto m = v4::Model::load(tiny_dir(), *k, lo, {.max_chunk = 16, .max_seq_len = 512});
-  ASSERT_TRUE(m.ok()) << m.status().to_string();
-  const int64_t total = (*m)->config().n_blocks() * (*m)->config().n_routed_experts;
-  for (int64_t slots : {int64_t{4}, total}) {
-    auto c = make_cache(**m, slots);
-    ASSERT_NE(c, nullptr);
-    (*m)->set_expert_source(c.get());
-    const int64_t rounds = (*m)->parallel_moe_rounds();
-    EXPECT_TRUE(same_bits(run(**m, 20, 16), want)) << slots << " slots";
-    EXPECT_GT((*m)->parallel_moe_rounds(), rounds) << slots << " slots";
-    (*m)->set_expert_source(nullptr);
-  }
-  RecordingSource rec(resident->weights());
-  (*m)->set_expert_source(&rec);
-  const int64_t rounds = (*m)->parallel_moe_rounds();
-  EXPECT_TRUE(same_bits(run(**m, 20, 16), want));
-  EXPECT_GT((*m)->parallel_moe_rounds(), rounds);
-  (*m)->set_expert_source(nullptr);
-}
-
-// The server's step under a budget: several sequences in one forward_batch (mixed prefill
-// chunks and decode tokens, so experts get one row or several), streamed through 4 slots and
-// through all of them on two threads, equal the resident model's batched steps bit for bit.
-TEST(ExpertCache, BatchedStepsStreamedEqualResident) {
-  auto pool = ThreadPool::create({.n_threads = 2});
-  ASSERT_TRUE(pool.ok()) << pool.status().to_string();
-  auto k = kernels::Kernels::create({.pool = pool->get()});
-  ASSERT_TRUE(k.ok()) << k.status().to_string();
-  const v4::ModelOptions o = {.max_chunk = 16, .max_seq_len = 256, .max_batch = 3};
-  v4::LoadOptions streamed;
-  streamed.stream_experts = true;
-  auto resident = v4::Model::load(tiny_dir(), *k, {}, o);
-  auto m = v4::Model::load(tiny_dir(), *k, streamed, o);
-  ASSERT_TRUE(resident.ok() && m.ok());
-  // Tokens per sequence per step (0: the sequence sits the step out).
-  const std::vector<std::array<int, 3>> steps = {{5, 3, 0}, {1, 1, 6}, {1, 1, 1}, {0, 4, 1},
-                                                 {1, 1, 1}, {1, 1, 1}, {2, 1, 1}};
-  // Every step's last-position logits of every sequence, in order.
-  auto run_steps = [&](v4::Model& model) {
-    std::vector<std::unique_ptr<kv::V4SequenceCache>> caches;
-    for (int q = 0; q < 3; ++q) caches.push_back(new_cache(model, kv::CacheFormat::kFp8));
-    std::mt19937 rng(5);
-    const int64_t v = model.config().vocab_size;
-    std::vector<float> all;
-    for (const auto& step : steps) {
-      std::vector<std::vector<int32_t>> ids(3);
-      std::vector<std::vector<float>> logits(3);
-      std::vector<v4::BatchEntry> entries;
-      for (int q = 0; q < 3; ++q) {
-        if (step[q] == 0) continue;
-        for (int t = 0; t < step[q]; ++t) ids[q].push_back(static_cast<int32_t>(rng() % v));
-        logits[q].assign(static_cast<size_t>(v), 0.0f);
-        entries.push_back({.cache = caches[q].get(), .ids = ids[q], .logits = logits[q]});
-      }
-      const Status st = model.forward_batch(entries);
-      EXPECT_TRUE(st.ok()) << st.to_string();
-      for (const auto& l : logits) all.insert(all.end(), l.begin(), l.end());
-    }
-    return all;
-  };
-  const std::vector<float> want = run_steps(**resident);
-  const int64_t total = (*m)->config().n_blocks() * (*m)->config().n_routed_experts;
-  for (int64_t slots : {int64_t{4}, total}) {
-    auto c = make_cache(**m, slots);
-    ASSERT_NE(c, nullptr);
-    (*m)->set_expert_source(c.get());
-    EXPECT_TRUE(same_bits(run_steps(**m), want)) << slots << " slots";
-    EXPECT_GT(c->stats().misses, 0u);
-    (*m)->set_expert_source(nullptr);
-  }
-}
-
-TEST(ExpertCache, HashLayerHintsAreExact) {
-  // The block after a hash layer routes by token id, so the guess the layer before it hands over
-  // is exactly what it then asks for, at every step; a bias-routed block's guess is a guess. The
-  // recording source serves the resident model's experts, so the logits must not change either.
-  auto resident = load(tiny_dir(), false);
-  ASSERT_NE(resident, nullptr);
-  auto m = load(tiny_dir(), true);
-  ASSERT_NE(m, nullptr);
-  ASSERT_EQ(m->config().n_hash_layers, 2);  // blocks 0 and 1
-  RecordingSource rec(resident->weights());
-  m->set_expert_source(&rec);
-  EXPECT_TRUE(same_bits(run(*m, 5, 6), run(*resident, 5, 6)));
-  m->set_expert_source(nullptr);
-  ASSERT_EQ(rec.guessed_[1].size(), rec.asked_[1].size());
-  ASSERT_EQ(rec.asked_[1].size(), 7u);  // the prompt's chunk, then 6 decode steps
-  for (size_t i = 0; i < rec.asked_[1].size(); ++i) {
-    EXPECT_EQ(rec.guessed_[1][i], rec.asked_[1][i]) << "forward " << i;
-  }
-  EXPECT_FALSE(rec.guessed_.count(0));                      // nothing guesses the first block
-  EXPECT_EQ(rec.guessed_[5].size(), rec.asked_[5].size());  // every later block is guessed
-}
-
-TEST(ExpertCache, HashBlocksAreAllHintedAtOnce) {
-  // Blocks 0-2 route by token id: block 0's layer hints blocks 1 and 2 together (exact), so
-  // block 2's reads can start before block 1 runs; block 3 (bias-routed) is guessed by block 2.
-  auto cfg = v4::load_config(v4::testing::fixture_dir() + "/config.json");
-  ASSERT_TRUE(cfg.ok()) << cfg.status().to_string();
-  ASSERT_EQ(cfg->n_layers, 4);
-  cfg->n_hash_layers = 3;
-  test::ScopedTempDir tmp("stream-hash3");
-  const std::string dir = tmp.file("hash3");
-  ASSERT_TRUE(v4::write_synth_checkpoint(*cfg, dir, {.seed = 3}).ok());
-  auto resident = load(dir, false, 8);
-  ASSERT_NE(resident, nullptr);
-  auto m = load(dir, true, 8);
-  ASSERT_NE(m, nullptr);
-  RecordingSource rec(resident->weights());
-  m->set_expert_source(&rec);
-  EXPECT_TRUE(same_bits(run(*m, 5, 4), run(*resident, 5, 4)));
-  m->set_expert_source(nullptr);
-  for (int32_t b : {1, 2}) {
-    ASSERT_EQ(rec.asked_[b].size(), 5u) << b;  // the prompt's chunk, then 4 decode steps
-    for (size_t i = 0; i < rec.asked_[b].size(); ++i) {
-      // block 2: hinted by block 0, then again by block 1; both exact
-      const size_t per = b == 1 ? 1 : 2;
-      ASSERT_EQ(rec.guessed_[b].size(), per * rec.asked_[b].size()) << b;
-      for (size_t k = 0; k < per; ++k) {
-        EXPECT_EQ(rec.guessed_[b][per * i + k], rec.asked_[b][i]) << "block " << b << " fwd " << i;
-      }
-    }
-  }
-  // Within each forward: begin 0, exact hints of 1 and 2, begin 1, exact hint of 2, begin 2, a
-  // guess for 3 (bias-routed), begin 3.
-  const std::vector<std::pair<char, int32_t>> step = {{'b', 0}, {'x', 1}, {'x', 2}, {'b', 1},
-                                                      {'x', 2}, {'b', 2}, {'h', 3}, {'b', 3}};
-  ASSERT_EQ(rec.events_.size(), 5 * step.size());
-  for (size_t i = 0; i < rec.events_.size(); ++i) {
-    EXPECT_EQ(rec.events_[i], step[i % step.size()]) << i;
-  }
 }
 
 TEST(ExpertCache, BadRequestsLeaveTheCacheUsable) {
