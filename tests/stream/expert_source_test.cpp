@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <memory>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -16,6 +17,21 @@ namespace {
 
 using namespace stream_test;
 
+// Kernels on a pool of two threads (the MoE layer's experts one per thread), made once.
+const kernels::Kernels& two_thread_kernels() {
+  static std::unique_ptr<ThreadPool> pool = [] {
+    auto p = ThreadPool::create({.n_threads = 2});
+    EXPECT_TRUE(p.ok()) << p.status().to_string();
+    return std::move(*p);
+  }();
+  static kernels::Kernels k = [] {
+    auto r = kernels::Kernels::create({.pool = pool.get()});
+    EXPECT_TRUE(r.ok()) << r.status().to_string();
+    return std::move(*r);
+  }();
+  return k;
+}
+
 // On two threads a decode step takes its experts from the cache a pair at a time when both are in
 // memory and runs them one per thread (moe.cpp), as the resident pass does; the logits stay those
 // of the one-thread resident model bit for bit (a matmul row is the same sums on any thread), with
@@ -24,13 +40,10 @@ TEST(ExpertCache, StreamedExpertsOnePerThreadBitForBit) {
   auto resident = load(tiny_dir(), false);
   ASSERT_NE(resident, nullptr);
   const std::vector<float> want = run(*resident, 20, 16);
-  auto pool = ThreadPool::create({.n_threads = 2});
-  ASSERT_TRUE(pool.ok()) << pool.status().to_string();
-  auto k = kernels::Kernels::create({.pool = pool->get()});
-  ASSERT_TRUE(k.ok()) << k.status().to_string();
   v4::LoadOptions lo;
   lo.stream_experts = true;
-  auto m = v4::Model::load(tiny_dir(), *k, lo, {.max_chunk = 16, .max_seq_len = 512});
+  auto m = v4::Model::load(tiny_dir(), two_thread_kernels(), lo,
+                           {.max_chunk = 16, .max_seq_len = 512});
   ASSERT_TRUE(m.ok()) << m.status().to_string();
   const int64_t total = (*m)->config().n_blocks() * (*m)->config().n_routed_experts;
   for (int64_t slots : {int64_t{4}, total}) {
@@ -61,15 +74,12 @@ TEST(ExpertCache, StreamedExpertsOnePerThreadBitForBit) {
 // chunks and decode tokens, so experts get one row or several), streamed through 4 slots and
 // through all of them on two threads, equal the resident model's batched steps bit for bit.
 TEST(ExpertCache, BatchedStepsStreamedEqualResident) {
-  auto pool = ThreadPool::create({.n_threads = 2});
-  ASSERT_TRUE(pool.ok()) << pool.status().to_string();
-  auto k = kernels::Kernels::create({.pool = pool->get()});
-  ASSERT_TRUE(k.ok()) << k.status().to_string();
+  const kernels::Kernels& k = two_thread_kernels();
   const v4::ModelOptions o = {.max_chunk = 16, .max_seq_len = 256, .max_batch = 3};
   v4::LoadOptions streamed;
   streamed.stream_experts = true;
-  auto resident = v4::Model::load(tiny_dir(), *k, {}, o);
-  auto m = v4::Model::load(tiny_dir(), *k, streamed, o);
+  auto resident = v4::Model::load(tiny_dir(), k, {}, o);
+  auto m = v4::Model::load(tiny_dir(), k, streamed, o);
   ASSERT_TRUE(resident.ok() && m.ok());
   // Tokens per sequence per step (0: the sequence sits the step out).
   const std::vector<std::array<int, 3>> steps = {{5, 3, 0}, {1, 1, 6}, {1, 1, 1}, {0, 4, 1},
@@ -105,6 +115,11 @@ TEST(ExpertCache, BatchedStepsStreamedEqualResident) {
     (*m)->set_expert_source(c.get());
     EXPECT_TRUE(same_bits(run_steps(**m), want)) << slots << " slots";
     EXPECT_GT(c->stats().misses, 0u);
+    if (slots == total) {  // again, every expert in memory: the 3-token steps run rounds
+      const int64_t warm = (*m)->parallel_moe_rounds();
+      EXPECT_TRUE(same_bits(run_steps(**m), want));
+      EXPECT_GT((*m)->parallel_moe_rounds(), warm);
+    }
     (*m)->set_expert_source(nullptr);
   }
 }
