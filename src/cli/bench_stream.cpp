@@ -22,8 +22,8 @@ StreamFigures stream_figures(const v4::DeepSeekV4Config& c, const stream::Expert
   f.pinned = cache.pinned();
   f.direct = cache.direct_io();
   if (reps.empty()) return f;
-  std::vector<double> dh, dch, ph, hint, used, disk_bytes, ram_bytes, disk_gbps, replay, probe,
-      frac, frac_random, pred, wait;
+  std::vector<double> dh, dch, ph, hint, used, disk_bytes, embed_bytes, ram_bytes, disk_gbps,
+      replay, probe, frac, frac_random, pred, wait;
   for (const StreamRep& r : reps) {
     dh.push_back(r.decode.hit_rate());
     dch.push_back(r.decode.cache_hit_rate());
@@ -39,6 +39,7 @@ StreamFigures stream_figures(const v4::DeepSeekV4Config& c, const stream::Expert
     const engine::DecodePrediction p =
         engine::predict_decode(c, r.decode.cache_hit_rate(), r.read_gbps, r.disk_gbps);
     disk_bytes.push_back(disk);
+    embed_bytes.push_back(static_cast<double>(r.embed_bytes) / tokens);
     ram_bytes.push_back(ram);
     disk_gbps.push_back(disk * r.decode_tps / 1e9);
     replay.push_back(r.replay_gbps);
@@ -60,6 +61,7 @@ StreamFigures stream_figures(const v4::DeepSeekV4Config& c, const stream::Expert
   f.hint_rate = engine::median(hint);
   f.prefetch_used = engine::median(used);
   f.disk_bytes_per_token = engine::median(disk_bytes);
+  f.embed_bytes_per_token = engine::median(embed_bytes);
   f.ram_bytes_per_token = engine::median(ram_bytes);
   f.disk_gbps = engine::median(disk_gbps);
   f.replay_gbps = engine::median(replay);
@@ -80,7 +82,8 @@ std::string stream_text(const StreamFigures& f, double decode_tps) {
       "next-layer "
       "guess right %.1f %%, prefetched experts used %.1f %%\n"
       "  decode: disk %s/token -> %.2f GB/s (same run: its reads replayed %.2f GB/s, random "
-      "extents %.2f GB/s), RAM %s/token; waiting for reads %.1f %% of the time\n"
+      "extents %.2f GB/s), and %s/token of embedding rows; RAM %s/token; waiting for reads "
+      "%.1f %% of the time\n"
       "  roofline max(disk, RAM): decode at %.1f %% of it (%.1f %% with the random-extent "
       "probe); predicted %.2f tok/s, measured / predicted %.2f\n",
       static_cast<long long>(f.slots), engine::format_bytes(f.slot_bytes).c_str(),
@@ -89,6 +92,7 @@ std::string stream_text(const StreamFigures& f, double decode_tps) {
       100 * f.prefetch_used,
       engine::format_bytes(static_cast<uint64_t>(f.disk_bytes_per_token)).c_str(), f.disk_gbps,
       f.replay_gbps, f.disk_probe_gbps,
+      engine::format_bytes(static_cast<uint64_t>(f.embed_bytes_per_token)).c_str(),
       engine::format_bytes(static_cast<uint64_t>(f.ram_bytes_per_token)).c_str(),
       100 * f.wait_share, 100 * f.roofline_fraction, 100 * f.roofline_fraction_random,
       f.predicted_tps, ratio(decode_tps, f.predicted_tps));
@@ -106,6 +110,7 @@ nlohmann::json stream_json(const StreamFigures& f, double decode_tps) {
           {"next_layer_guess_rate", f.hint_rate},
           {"prefetched_used_rate", f.prefetch_used},
           {"disk_bytes_per_token", f.disk_bytes_per_token},
+          {"embed_disk_bytes_per_token", f.embed_bytes_per_token},
           {"ram_bytes_per_token", f.ram_bytes_per_token},
           {"disk_gbps", f.disk_gbps},
           {"replay_gbps", f.replay_gbps},

@@ -37,6 +37,7 @@ namespace frugal::cli {
 struct StreamRep {
   stream::ExpertCacheStats prefill, decode;
   int64_t gen = 0;
+  uint64_t embed_bytes = 0;  // the decode's embedding rows read from disk (stream::EmbedRows)
   double decode_tps = 0;
   double replay_gbps = 0;  // this repetition's decode reads replayed right after it
   double disk_gbps = 0;    // the probe pass after this repetition
@@ -52,7 +53,8 @@ struct StreamFigures {
   double decode_cache_hit_rate = 0;  // without the prefetched experts
   double hint_rate = 0;              // next-layer guess
   double prefetch_used = 0;          // prefetched experts a layer then asked for / prefetch reads
-  double disk_bytes_per_token = 0;
+  double disk_bytes_per_token = 0;   // the expert reads
+  double embed_bytes_per_token = 0;  // the embedding rows (pages read; not in the roofline)
   double ram_bytes_per_token = 0;
   double disk_gbps = 0;          // achieved in decode
   double replay_gbps = 0;        // the decode's own reads replayed (the roofline's disk rate)

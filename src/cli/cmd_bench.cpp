@@ -157,6 +157,8 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
     }
     std::mt19937 token_rng(4321);                         // the same stream every repetition
     if (experts != nullptr) experts->record_reads(true);  // the disk roofline's replay, below
+    const stream::EmbedRows* rows = eng->embed_rows();
+    const uint64_t rows_bytes0 = rows != nullptr ? rows->bytes_read() : 0;
     t0 = Clock::now();
     for (int64_t i = 0; i < o.gen; ++i) {
       const int32_t next[1] = {
@@ -174,6 +176,7 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
     if (experts != nullptr) {
       experts->record_reads(false);
       rep.decode = experts->stats();
+      rep.embed_bytes = rows != nullptr ? rows->bytes_read() - rows_bytes0 : 0;
       rep.decode_tps = decode_tps.empty() ? 0.0 : decode_tps.back();
       // The disk probes' buffers take the RAM probe's place in the budget's overhead (and are
       // not the run's peak).

@@ -135,6 +135,10 @@ std::string budget_text(const engine::BudgetPlan& p, const nlohmann::json& j) {
   for (const auto& [kind, bytes] : p.resident_by_kind) {
     add("    %-18s %12s\n", kind.c_str(), format_bytes(bytes).c_str());
   }
+  if (p.streamed_embed_bytes > 0) {
+    add("  embedding          %12s  on disk, not resident: one row read per token\n",
+        format_bytes(p.streamed_embed_bytes).c_str());
+  }
   add("  activation arena   %12s  (%s)\n", format_bytes(p.activation_bytes).c_str(),
       j["activation_source"].get<std::string>().c_str());
   add("  kv cache           %12s  (%s, %lld tokens x %lld sequence(s))\n",
@@ -212,6 +216,7 @@ Status run_budget(const MemOptions& o, const v4::DeepSeekV4Config& config) {
   j["budget"] = p.budget;
   j["resident_weight_bytes"] = p.resident_weight_bytes;
   j["resident_by_kind"] = p.resident_by_kind;
+  j["streamed_embed_bytes"] = p.streamed_embed_bytes;
   j["activation_bytes"] = p.activation_bytes;
   j["kv_bytes"] = p.kv_bytes;
   j["kv_format"] = o.cache;

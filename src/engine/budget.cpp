@@ -51,7 +51,7 @@ uint64_t resident_of(const v4::TensorTable& table, const v4::DeepSeekV4Config& c
                      const v4::Shard* shard, std::map<std::string, uint64_t>* by_kind) {
   uint64_t total = 0;
   for (const v4::TensorSpec& s : table.entries()) {
-    if (is_routed_expert(s.kind)) continue;
+    if (is_routed_expert(s.kind) || s.kind == v4::TensorKind::kEmbed) continue;  // read on demand
     if (!with_mtp && s.block != v4::kNoBlock && c.is_mtp_block(s.block)) continue;
     if (shard != nullptr && !v4::holds_tensor(*shard, s)) continue;
     total += s.bytes();
@@ -95,6 +95,10 @@ Result<BudgetPlan> plan_budget(const v4::DeepSeekV4Config& c, uint64_t budget,
   p.with_mtp = with_mtp;
   const v4::TensorTable table(c);
   p.resident_weight_bytes = resident_of(table, c, with_mtp, shard, &p.resident_by_kind);
+  if (shard == nullptr || shard->holds_embedding()) {
+    const v4::TensorSpec* embed = table.find(v4::TensorKind::kEmbed, v4::kNoBlock);
+    p.streamed_embed_bytes = embed != nullptr ? embed->bytes() : 0;
+  }
   p.activation_bytes = activation_bytes;
   p.kv_bytes = kv_bytes;
   p.slot_bytes = slot_bytes_of(table, c);

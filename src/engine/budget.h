@@ -2,15 +2,17 @@
 // User guide: docs/STREAMING.md.
 //
 // Under a budget the process holds, and nothing else of size:
-//   resident weights  every tensor but the routed experts (attention, compressors, indexer, shared
-//                     experts, router, mHC, norms, embedding, head; MTP blocks only when used),
-//                     copied once into huge-page memory;
+//   resident weights  every tensor but the routed experts and the embedding (attention,
+//                     compressors, indexer, shared experts, router, mHC, norms, head; MTP blocks
+//                     only when used), copied once into huge-page memory;
 //   activation arena  Model::scratch_bytes();
 //   kv cache          kv_bytes_at(ctx) per sequence x sequences;
 //   overhead          tokenizer, tables, thread stacks, allocator slack (kBudgetOverhead);
 //   expert slots      the rest, in whole slots of expert_slot_bytes(): one routed expert (w1, w2,
 //                     w3 and their scales) each, filled by O_DIRECT reads (no page cache).
-// The minimum budget holds kMinSlotsPerToken x n_activated_experts slots (one token's experts of
+// The embedding's table stays on disk: a forward pass reads one row per token of it
+// (stream/embed_rows.h, a buffer of one row inside the overhead), which leaves its 1,010 MiB (V4
+// dims) to expert slots. The minimum budget holds kMinSlotsPerToken x n_activated_experts slots (one token's experts of
 // one layer, and as many again for the next layer's reads to start while this one computes).
 #pragma once
 
@@ -39,7 +41,7 @@ inline constexpr uint64_t kDirectIoAlign = 4096;
 // w2 the same; (4 MiB + 4 KiB + 256 KiB + 4 KiB) x 3 = 13,393,920 B.
 uint64_t expert_slot_bytes(const v4::DeepSeekV4Config& c);
 
-// Bytes of every tensor but the routed experts, of the main blocks and, only when with_mtp, of
+// Bytes of every tensor but the routed experts and the embedding, of the main blocks and, only when with_mtp, of
 // the MTP blocks; with a shard (one process of a parallel run, docs/PARALLEL.md), of the tensors
 // it holds.
 uint64_t resident_weight_bytes(const v4::DeepSeekV4Config& c, bool with_mtp,
@@ -59,6 +61,7 @@ struct BudgetPlan {
   uint64_t slot_bytes = 0;
   int64_t slots = 0;  // expert slots that fit (at most streamed_experts)
   int64_t streamed_experts = 0;
+  uint64_t streamed_embed_bytes = 0;  // the embedding's table, left on disk (0: not held)
   uint64_t min_budget = 0;  // resident + arena + kv + overhead + the minimum slots
   int64_t min_slots = 0;    // kMinSlotsPerToken x n_activated_experts (at most streamed)
   // resident_weight_bytes by the groups of frugal mem (memory_plan.h weights_by_kind, without

@@ -105,6 +105,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
   lo.scan_values = options.scan_values;
   lo.placement = copying ? v4::WeightPlacement::kHugePages : v4::WeightPlacement::kMapped;
   lo.stream_experts = stream.stream;
+  lo.stream_embed = stream.stream;  // one row per token: the table stays on disk (budget.h)
   if (draw_bytes) lo.progress = &bytes;
   if (options.unclamped_shared_expert) {
     lo.shared_expert_clamp = v4::SharedExpertClamp::kUnclamped;
@@ -130,6 +131,7 @@ Result<std::unique_ptr<Engine>> Engine::load(const EngineOptions& options) {
     FRUGAL_RETURN_IF_ERROR(agreed(started.status(), "could not start its expert cache"));
     StreamSetup& setup = *started;
     e->expert_cache_ = std::move(setup.cache);
+    e->embed_rows_ = std::move(setup.embed);
     e->budget_summary_ = std::move(setup.summary);
     std::fprintf(parallel::diagnostics(), "%s\n", e->budget_summary_.c_str());  // always
   }

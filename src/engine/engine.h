@@ -13,6 +13,7 @@
 #include "kernels/kernels.h"
 #include "kv/v4_cache.h"
 #include "model/v4/model.h"
+#include "stream/embed_rows.h"
 #include "stream/expert_cache.h"
 #include "tokenizer/tokenizer.h"
 
@@ -74,6 +75,8 @@ class Engine {
   double load_seconds() const { return load_seconds_; }
   // The expert cache when the routed experts stream (else nullptr), and the budget line printed.
   stream::ExpertCache* expert_cache() const { return expert_cache_.get(); }
+  // The embedding's row reader under a budget (else nullptr).
+  const stream::EmbedRows* embed_rows() const { return embed_rows_.get(); }
   const std::string& budget_summary() const { return budget_summary_; }
 
   Result<std::unique_ptr<kv::V4SequenceCache>> new_cache() const;
@@ -89,6 +92,7 @@ class Engine {
   std::unique_ptr<v4::Model> model_;
   // After the model: destroyed first (its I/O threads read the model's weights table).
   std::unique_ptr<stream::ExpertCache> expert_cache_;
+  std::unique_ptr<stream::EmbedRows> embed_rows_;
   std::unique_ptr<v4::Exchange> exchange_;  // outlives the model's use (set on it)
   std::string parallel_summary_;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer_;

@@ -92,13 +92,17 @@ Result<StreamSetup> start_streaming(const StreamDecision& d, const EngineOptions
     co.pinned = hottest(prof);
   }
   FRUGAL_ASSIGN_OR_RETURN(s.cache, stream::ExpertCache::create(model.weights(), co));
+  if (model.weights().streamed_embed) {
+    FRUGAL_ASSIGN_OR_RETURN(s.embed, stream::EmbedRows::create(model.weights(), o.direct_io));
+    model.set_embed_source(s.embed.get());
+  }
   s.cache->drop_page_cache();
   model.set_expert_source(s.cache.get());
   char line[512];
   std::snprintf(
       line, sizeof(line),
       "memory budget %s%s: resident weights %s, activations %s, kv %s, %lld expert "
-      "slots of %s (of %lld experts; %lld pinned), %s reads",
+      "slots of %s (of %lld experts; %lld pinned)%s, %s reads",
       format_bytes(d.budget).c_str(),
       d.derived ? (" (derived: 90% of " + format_bytes(d.available) + " available)").c_str() : "",
       format_bytes(model.weights().placed_stats.bytes() + model.weights().owned_stats.bytes())
@@ -106,6 +110,9 @@ Result<StreamSetup> start_streaming(const StreamDecision& d, const EngineOptions
       format_bytes(model.scratch_bytes()).c_str(), format_bytes(kv_reserve(o, c, shard)).c_str(),
       static_cast<long long>(s.cache->slots()), format_bytes(s.cache->slot_bytes()).c_str(),
       static_cast<long long>(s.plan.streamed_experts), static_cast<long long>(s.cache->pinned()),
+      s.embed != nullptr
+          ? (", embedding (" + format_bytes(s.plan.streamed_embed_bytes) + ") read by rows").c_str()
+          : "",
       s.cache->direct_io() ? "O_DIRECT" : "buffered (no O_DIRECT on this file system)");
   s.summary = line;
   return s;

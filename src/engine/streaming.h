@@ -1,7 +1,8 @@
 // Internal to src/engine: the memory budget wired into Engine::load (docs/STREAMING.md). Decides
 // whether the routed experts stream (a budget given, or the model larger than the memory
 // available), and after the resident part is loaded sizes the expert cache from the budget plan,
-// creates it, drops the page cache the load left behind, and hands the cache to the model.
+// creates it and the embedding's row reader, drops the page cache the load left behind, and
+// hands both to the model.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include "core/status.h"
 #include "engine/budget.h"
 #include "engine/engine.h"
+#include "stream/embed_rows.h"
 #include "stream/expert_cache.h"
 
 namespace frugal::engine {
@@ -40,6 +42,7 @@ Result<BudgetPlan> plan_budget_for(const EngineOptions& options, const v4::DeepS
 struct StreamSetup {
   BudgetPlan plan;
   std::unique_ptr<stream::ExpertCache> cache;
+  std::unique_ptr<stream::EmbedRows> embed;  // when the process holds the embedding
   std::string summary;  // one line for the user
 };
 

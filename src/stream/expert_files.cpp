@@ -160,37 +160,54 @@ Status ExpertFiles::check_unchanged(const File& f) const {
     else
       what = "modified (mtime changed)";
     return io_error(f.path + ": changed on disk since it was loaded (" + what +
-                    "); the streamed experts cannot be trusted: restart frugal to load it again");
+                    "); what frugal reads from it on demand (routed experts, embedding rows) "
+                    "cannot be trusted: restart frugal to load it again");
   }
   return ok_status();
 }
 
+Result<ReadRange> ExpertFiles::range(const format::TensorInfo* t, uint64_t offset,
+                                     uint64_t length) const {
+  if (offset > t->size || length > t->size - offset) {
+    return internal_error("read of bytes [" + std::to_string(offset) + ", " +
+                          std::to_string(offset + length) + ") of tensor '" + t->name +
+                          "' of " + std::to_string(t->size) + " bytes");
+  }
+  FRUGAL_ASSIGN_OR_RETURN(const int32_t file, index_of(t));
+  const uint64_t lo = t->offset + offset, hi = lo + length, a = align_down(lo);
+  return ReadRange{
+      .file = file, .offset = a, .length = align_up(hi) - a, .need = hi - a, .slot_offset = 0};
+}
+
 Status ExpertFiles::read(const ExpertPlan& plan, std::byte* slot, const std::string& what) const {
-  for (const ReadRange& r : plan.reads) {
-    const File& f = files_[static_cast<size_t>(r.file)];
-    FRUGAL_RETURN_IF_ERROR(check_unchanged(f).with_context(what));
-    uint64_t got = 0;
-    while (got < r.length) {
-      const ssize_t k = ::pread(f.fd, slot + r.slot_offset + got, r.length - got,
-                                static_cast<off_t>(r.offset + got));
-      if (k < 0) {
-        if (errno == EINTR) continue;
-        const int err = errno;
-        return io_error(f.path + ": read of " + what + " failed at offset " +
-                        std::to_string(r.offset + got) + ": " + errno_text(err));
-      }
-      if (k == 0) break;  // end of file
-      got += static_cast<uint64_t>(k);
+  for (const ReadRange& r : plan.reads) FRUGAL_RETURN_IF_ERROR(read(r, slot, what));
+  return ok_status();
+}
+
+Status ExpertFiles::read(const ReadRange& r, std::byte* dst, const std::string& what) const {
+  const File& f = files_[static_cast<size_t>(r.file)];
+  FRUGAL_RETURN_IF_ERROR(check_unchanged(f).with_context(what));
+  uint64_t got = 0;
+  while (got < r.length) {
+    const ssize_t k = ::pread(f.fd, dst + r.slot_offset + got, r.length - got,
+                              static_cast<off_t>(r.offset + got));
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      return io_error(f.path + ": read of " + what + " failed at offset " +
+                      std::to_string(r.offset + got) + ": " + errno_text(err));
     }
-    if (got < r.need) {
-      return io_error(f.path + ": short read of " + what + ": " + std::to_string(got) + " of " +
-                      std::to_string(r.need) + " bytes at offset " + std::to_string(r.offset) +
-                      " (the file is " + std::to_string(f.size) + " bytes at load; truncated?)");
-    }
-    if (!f.direct) {
-      ::posix_fadvise(f.fd, static_cast<off_t>(r.offset), static_cast<off_t>(r.length),
-                      POSIX_FADV_DONTNEED);
-    }
+    if (k == 0) break;  // end of file
+    got += static_cast<uint64_t>(k);
+  }
+  if (got < r.need) {
+    return io_error(f.path + ": short read of " + what + ": " + std::to_string(got) + " of " +
+                    std::to_string(r.need) + " bytes at offset " + std::to_string(r.offset) +
+                    " (the file is " + std::to_string(f.size) + " bytes at load; truncated?)");
+  }
+  if (!f.direct) {
+    ::posix_fadvise(f.fd, static_cast<off_t>(r.offset), static_cast<off_t>(r.length),
+                    POSIX_FADV_DONTNEED);
   }
   return ok_status();
 }

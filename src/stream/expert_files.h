@@ -1,6 +1,6 @@
-// The checkpoint's shard files opened for explicit reads of routed experts, and the read plan of
-// every streamed expert: which byte ranges of which files fill a slot, and where each of its
-// tensors then lies in the slot.
+// The checkpoint's shard files opened for explicit reads of routed experts (and of embedding
+// rows, stream/embed_rows.h), and the read plan of every streamed expert: which byte ranges of
+// which files fill a slot, and where each of its tensors then lies in the slot.
 //
 // Reads are O_DIRECT (no page cache: what the budget counts is what frugal holds) in whole
 // kDirectIoAlign units into an aligned slot; a tensor starting mid-page keeps its offset within
@@ -69,6 +69,13 @@ class ExpertFiles {
   // Performs the reads of `plan` into `slot` (aligned to kDirectIoAlign, plan.slot_bytes long).
   // `what` names the expert in errors ("block 3 expert 17").
   Status read(const ExpertPlan& plan, std::byte* slot, const std::string& what) const;
+
+  // The read of `length` bytes at byte `offset` of tensor `t` (a tensor of the checkpoint):
+  // whole kDirectIoAlign units covering them, landing at slot_offset 0, so the bytes wanted start
+  // at t->offset + offset - range.offset in the buffer (stream::EmbedRows reads rows so).
+  Result<ReadRange> range(const format::TensorInfo* t, uint64_t offset, uint64_t length) const;
+  // Performs one read into `dst` (aligned to kDirectIoAlign, r.slot_offset + r.length long).
+  Status read(const ReadRange& r, std::byte* dst, const std::string& what) const;
 
   // Drops the page cache of every file (the resident part was copied out of it at load).
   void drop_page_cache() const;

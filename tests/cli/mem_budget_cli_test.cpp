@@ -39,10 +39,16 @@ TEST(MemBudget, FlashConfigOnly) {
   EXPECT_GE(j["prediction"]["overlapped_tok_s"].get<double>(),
             j["prediction"]["tok_s"].get<double>());
   EXPECT_EQ(j["resident_by_kind"].count("routed_experts"), 0u);
+  // The embedding stays on disk, read one row per token: 129,280 x 4,096 bf16.
+  EXPECT_EQ(j["resident_by_kind"].count("embed"), 0u);
+  EXPECT_EQ(j["streamed_embed_bytes"], uint64_t{129280} * 4096 * 2);
 
   const RunResult text = run({"mem", "-m", kFlash, "--config-only", "--budget", "64G"});
   ASSERT_EQ(text.rc, 0) << text.err;
-  EXPECT_NE(text.out.find("4440 slots of 12.77 MiB: 4440 of 11008 routed experts"),
+  EXPECT_NE(text.out.find("4519 slots of 12.77 MiB: 4519 of 11008 routed experts"),
+            std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("embedding           1010.00 MiB  on disk, not resident"),
             std::string::npos)
       << text.out;
   EXPECT_NE(text.out.find("predicted decode"), std::string::npos);
@@ -54,8 +60,8 @@ TEST(MemBudget, Errors) {
     std::string message;
   };
   const std::vector<Case> cases = {
-      {{"mem", "-m", kFlash, "--config-only", "--budget", "8G"},
-       "--mem-budget 8.00 GiB is below the minimum 8.76 GiB"},
+      {{"mem", "-m", kFlash, "--config-only", "--budget", "7G"},
+       "--mem-budget 7.00 GiB is below the minimum 7.77 GiB"},
       {{"mem", "-m", kFlash, "--config-only", "--budget", "8GB"}, "--budget: \"GB\" is ambiguous"},
       {{"mem", "-m", kFlash, "--config-only", "--measure"}, "--measure requires --budget"},
       {{"mem", "-m", kFlash, "--config-only", "--budget", "32G", "--measure"},

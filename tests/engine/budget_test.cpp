@@ -42,20 +42,21 @@ TEST(Budget, FlashSlotBytesByHand) {
   EXPECT_EQ(streamed_expert_count(c, true), 256 * 44);
 }
 
-// Resident + every routed expert = the whole checkpoint; the MTP block's non-expert tensors are
-// the difference between with and without MTP.
+// Resident + every routed expert + the embedding (on disk, read by rows) = the whole checkpoint;
+// the MTP block's non-expert tensors are the difference between with and without MTP.
 TEST(Budget, FlashResidentBytesAddUp) {
   const v4::DeepSeekV4Config c = flash();
   const v4::TensorTable table(c);
   const uint64_t expert = 3 * (4 * kMiB + 256 * 1024);  // one expert's bytes, unpadded
-  EXPECT_EQ(resident_weight_bytes(c, true) + 256u * 44u * expert, table.total_bytes());
+  const uint64_t embed = 129280u * 4096u * 2u;          // bf16 [vocab, dim]
+  EXPECT_EQ(resident_weight_bytes(c, true) + 256u * 44u * expert + embed, table.total_bytes());
   uint64_t mtp_other = 0;
   for (const v4::TensorSpec& s : table.entries()) {
     if (s.block == 43 && s.expert == v4::kNoExpert) mtp_other += s.bytes();
   }
   EXPECT_EQ(resident_weight_bytes(c, true) - resident_weight_bytes(c, false), mtp_other);
-  // Embedding and head alone: 2 x 129280 x 4096 bf16.
-  EXPECT_GT(resident_weight_bytes(c, false), 2u * 129280u * 4096u * 2u);
+  // The head alone: 129280 x 4096 bf16.
+  EXPECT_GT(resident_weight_bytes(c, false), embed);
   // frugal mem's groups add up to the same total.
   const Result<BudgetPlan> p = plan_budget(c, 64 * kGiB, 0, 0, false);
   ASSERT_TRUE(p.ok()) << p.status().to_string();
@@ -64,6 +65,8 @@ TEST(Budget, FlashResidentBytesAddUp) {
   EXPECT_EQ(sum, p->resident_weight_bytes);
   EXPECT_EQ(p->resident_by_kind.count("routed_experts"), 0u);
   EXPECT_EQ(p->resident_by_kind.count("mtp"), 0u);
+  EXPECT_EQ(p->resident_by_kind.count("embed"), 0u);
+  EXPECT_EQ(p->streamed_embed_bytes, embed);
   const Result<BudgetPlan> m = plan_budget(c, 64 * kGiB, 0, 0, true);
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->resident_by_kind.at("mtp"), mtp_other);

@@ -50,7 +50,6 @@ TEST(ExpertCache, StreamedExpertsOnePerThreadBitForBit) {
     auto c = make_cache(**m, slots);
     ASSERT_NE(c, nullptr);
     (*m)->set_expert_source(c.get());
-    const int64_t rounds = (*m)->parallel_moe_rounds();
     EXPECT_TRUE(same_bits(run(**m, 20, 16), want)) << slots << " slots";
     // Run again with every slot: all the experts of the run are in memory now, so each decode
     // layer takes its two as a round. (With 4 slots, how many rounds there are depends on when

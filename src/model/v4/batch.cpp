@@ -92,10 +92,10 @@ Status Model::run_batch(std::span<const BatchEntry> entries) {
     rows += n;
   }
   const Ctx ctx{*kernels_, *weights_, rope_,          s,          *entries[0].cache,
-                nullptr,   experts_,  expert_counts_, act_quant_, exchange_};
+                nullptr,   experts_,  expert_counts_, act_quant_, exchange_, embed_};
   const Shard& shard = weights_->shard;
   if (shard.holds_embedding()) {
-    embed_rows(ctx, s.bids, rows);  // s.x [rows, hc, dim]
+    FRUGAL_RETURN_IF_ERROR(embed_rows(ctx, s.bids, rows));  // s.x [rows, hc, dim]
   } else {
     FRUGAL_RETURN_IF_ERROR(exchange_->receive_streams(s.x, rows * hd));  // the previous stage's
   }

@@ -12,6 +12,7 @@
 #include "kernels/kernels.h"
 #include "model/v4/cache.h"
 #include "model/v4/exchange.h"
+#include "model/v4/embed_source.h"
 #include "model/v4/expert_source.h"
 #include "model/v4/rope.h"
 #include "model/v4/weights.h"
@@ -150,6 +151,7 @@ struct Ctx {
   uint64_t* expert_counts = nullptr;  // optional [blocks, n_routed_experts]: selections counted
   bool act_quant = false;             // ModelOptions::act_quant (see linear())
   Exchange* exchange = nullptr;       // the other processes of a parallel run (else nullptr)
+  EmbedSource* embed = nullptr;       // the embedding's rows when streamed (else w.embed)
 };
 
 // Rows a matmul of the span takes at once: the op API's many-token path runs every token through
@@ -206,8 +208,11 @@ Status moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t*
 // model.cpp — mirrors Block.forward on the streams x [rows, hc, dim] of `segs`.
 Status block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids,
                      std::span<const Segment> segs);
+// model.cpp — out [n, dim] = embed(ids): from ctx.embed when the table is streamed, else from
+// w.embed. Fails only when a streamed row cannot be read.
+Status embed_lookup(const Ctx& ctx, const int32_t* ids, int64_t n, float* out);
 // model.cpp — the embedding of n tokens repeated over the hc streams into s.x [n, hc, dim].
-void embed_rows(const Ctx& ctx, const int32_t* ids, int64_t n);
+Status embed_rows(const Ctx& ctx, const int32_t* ids, int64_t n);
 // model.cpp — mirrors ParallelHead.forward: logits = head(norm(hc_head(x))), f32, of rows
 // [row0, n) of the streams x [n, hc, dim] -> out [n - row0, vocab] (uses s.h).
 void head_rows(const Ctx& ctx, const HcWeights& hcw, const float* norm, const float* x,

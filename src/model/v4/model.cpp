@@ -102,6 +102,11 @@ Status Model::check_expert_source() const {
         "the routed experts were loaded to stream (LoadOptions::stream_experts) but no expert "
         "source is set (Model::set_expert_source)");
   }
+  if (weights_->streamed_embed && embed_ == nullptr) {
+    return invalid_argument(
+        "the embedding was loaded to stream (LoadOptions::stream_embed) but no embedding source "
+        "is set (Model::set_embed_source)");
+  }
   if (!weights_->shard.whole() && exchange_ == nullptr) {
     return invalid_argument("the weights hold " + weights_->shard.describe() +
                             " of a parallel run but no exchange is set (Model::set_exchange)");
@@ -269,16 +274,24 @@ void matmul_rows(const Ctx& ctx, const quant::WeightView& w, int64_t m, const fl
   }
 }
 
+Status embed_lookup(const Ctx& ctx, const int32_t* ids, int64_t n, float* out) {
+  if (ctx.embed != nullptr) return ctx.embed->rows(std::span(ids, static_cast<size_t>(n)), out);
+  const int64_t d = ctx.w.config.dim;
+  for (int64_t i = 0; i < n; ++i) quant::dequantize_row(ctx.w.embed, ids[i], out + i * d);
+  return ok_status();
+}
+
 // h = embed(ids); h.unsqueeze(2).repeat(1, 1, hc_mult, 1): s.x [n, hc, dim] (uses s.h).
-void embed_rows(const Ctx& ctx, const int32_t* ids, int64_t n) {
+Status embed_rows(const Ctx& ctx, const int32_t* ids, int64_t n) {
   const DeepSeekV4Config& c = ctx.w.config;
   const int64_t d = c.dim, hd = c.hc_dim();
+  FRUGAL_RETURN_IF_ERROR(embed_lookup(ctx, ids, n, ctx.s.h));  // [n, dim]
   for (int64_t i = 0; i < n; ++i) {
-    quant::dequantize_row(ctx.w.embed, ids[i], ctx.s.h + i * d);
     for (int64_t j = 0; j < c.hc_mult; ++j) {
       std::memcpy(ctx.s.x + i * hd + j * d, ctx.s.h + i * d, d * sizeof(float));
     }
   }
+  return ok_status();
 }
 
 // mirrors ParallelHead.forward: logits = head(norm(hc_head(x))), f32, of rows [row0, n) of the
@@ -314,14 +327,14 @@ Status Model::run_span(SequenceCacheView& cache, const ForwardRequest& r, int64_
   const DeepSeekV4Config& c = config();
   Scratch& s = scratch_;
   const Ctx ctx{*kernels_,         *weights_, rope_,          s,          cache,
-                r.on_index_select, experts_,  expert_counts_, act_quant_, exchange_};
+                r.on_index_select, experts_,  expert_counts_, act_quant_, exchange_, embed_};
   const int64_t pos0 = cache.length();
   const int64_t hd = c.hc_dim();
   const int32_t* ids = r.ids.data() + first;
   const int64_t total = static_cast<int64_t>(r.ids.size());
   const Shard& shard = weights_->shard;
   if (shard.holds_embedding()) {
-    embed_rows(ctx, ids, n);  // s.x [n, hc, dim]
+    FRUGAL_RETURN_IF_ERROR(embed_rows(ctx, ids, n));  // s.x [n, hc, dim]
   } else {
     FRUGAL_RETURN_IF_ERROR(exchange_->receive_streams(s.x, n * hd));  // the previous stage's
   }
@@ -371,7 +384,7 @@ Status Model::forward_mtp(SequenceCacheView& cache, const MtpRequest& r) {
   FRUGAL_RETURN_IF_ERROR(cache.reserve(pos0 + n));  // the only allocation point
   Scratch& s = scratch_;
   const Ctx ctx{*kernels_, *weights_, rope_,          s,          cache,
-                nullptr,   experts_,  expert_counts_, act_quant_, exchange_};
+                nullptr,   experts_,  expert_counts_, act_quant_, exchange_, embed_};
   std::memcpy(s.x, r.hidden.data(), n * hd * sizeof(float));  // mtp_forward clobbers its input
   const int32_t mtp_block = static_cast<int32_t>(c.n_layers);
   FRUGAL_RETURN_IF_ERROR(

@@ -26,6 +26,7 @@
 #include "core/status.h"
 #include "kernels/kernels.h"
 #include "model/v4/cache.h"
+#include "model/v4/embed_source.h"
 #include "model/v4/exchange.h"
 #include "model/v4/layers.h"
 #include "model/v4/rope.h"
@@ -157,6 +158,10 @@ class Model {
   // before the first forward; owned by the caller, outliving the model's use of it).
   void set_expert_source(ExpertSource* source) { experts_ = source; }
   ExpertSource* expert_source() const { return experts_; }
+  // The embedding's rows when its table streams (weights().streamed_embed; required then, before
+  // the first forward; owned by the caller, outliving the model's use of it).
+  void set_embed_source(EmbedSource* source) { embed_ = source; }
+  EmbedSource* embed_source() const { return embed_; }
   // The other processes of a parallel run (docs/PARALLEL.md): required before the first forward
   // when the weights hold a shard of the model (weights().shard.ranks > 1), with the same shard;
   // owned by the caller. Every process then runs the same forward calls; the outputs (logits,
@@ -183,6 +188,7 @@ class Model {
   const kernels::Kernels* kernels_ = nullptr;
   std::unique_ptr<ModelWeights> weights_;
   ExpertSource* experts_ = nullptr;
+  EmbedSource* embed_ = nullptr;
   Exchange* exchange_ = nullptr;
   uint64_t* expert_counts_ = nullptr;
   std::vector<RopeTable> rope_;  // per block

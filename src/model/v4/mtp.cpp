@@ -2,7 +2,6 @@
 // position t and the embedding of token t+1 go through one more full block (window-only
 // attention with its own cache, MoE) to predict token t+2.
 #include "model/v4/layers.h"
-#include "quant/weight.h"
 
 namespace frugal::v4 {
 
@@ -15,9 +14,7 @@ Status mtp_forward(const Ctx& ctx, int32_t block, float* x_main, const int32_t* 
   const float eps = static_cast<float>(c.norm_eps);
   const int64_t d = c.dim;
   const int64_t hc = c.hc_mult;
-  for (int64_t i = 0; i < n; ++i) {
-    quant::dequantize_row(ctx.w.embed, next_ids[i], s.h + i * d);  // [n, d] embed(next)
-  }
+  FRUGAL_RETURN_IF_ERROR(embed_lookup(ctx, next_ids, n, s.h));  // [n, d] embed(next)
   ctx.k.rms_norm(s.h, m.enorm, n, d, eps, s.h);             // e = enorm(embed(next))
   linear(ctx, m.e_proj, n, s.h, s.ee);                      // [n, d] e_proj(e)
   ctx.k.rms_norm(x_main, m.hnorm, n * hc, d, eps, x_main);  // [n, hc, d] hnorm per stream

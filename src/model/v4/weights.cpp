@@ -409,6 +409,7 @@ Result<std::unique_ptr<ModelWeights>> load_weights(const std::string& dir,
   for (const TensorSpec& spec : table.entries()) {
     if (!holds_tensor(w->shard, spec)) continue;
     if (options.stream_experts && spec.expert != kNoExpert) continue;
+    if (options.stream_embed && spec.kind == TensorKind::kEmbed) continue;
     const format::TensorInfo* t = w->checkpoint.find(spec.name);
     copy_budget += t != nullptr ? t->size : 0;
   }
@@ -416,7 +417,12 @@ Result<std::unique_ptr<ModelWeights>> load_weights(const std::string& dir,
   const DeepSeekV4Config& cfg = w->config;
   const Shard& shard = w->shard;
   if (shard.holds_embedding()) {
-    FRUGAL_ASSIGN_OR_RETURN(w->embed, b.linear(TensorKind::kEmbed, kNoBlock));
+    FRUGAL_ASSIGN_OR_RETURN(const TensorRef embed, b.locate(TensorKind::kEmbed, kNoBlock));
+    w->embed_tensor = embed.weight;
+    w->streamed_embed = options.stream_embed;
+    if (!options.stream_embed) {
+      FRUGAL_ASSIGN_OR_RETURN(w->embed, b.linear(TensorKind::kEmbed, kNoBlock));
+    }
   }
   if (shard.holds_head()) {
     FRUGAL_ASSIGN_OR_RETURN(w->head, b.linear(TensorKind::kHead, kNoBlock));

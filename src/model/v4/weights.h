@@ -50,6 +50,10 @@ struct LoadOptions {
   // (MoeWeights::locations), but neither mapped into views nor scanned: their codes are checked
   // when an expert is first read. Everything else is placed as `placement` says.
   bool stream_experts = false;
+  // The embedding stays on disk (the memory budget: a forward pass reads one row per token): its
+  // tensor is checked by dtype and shape and located (ModelWeights::embed_tensor), neither mapped
+  // into a view nor copied; the rows are read through an EmbedSource handed to the Model.
+  bool stream_embed = false;
   // One process of a parallel run (docs/PARALLEL.md) binds, scans and places only the tensors
   // its shard holds (holds_tensor); the others are checked by dtype and shape and left unbound
   // (empty views), their bytes never read. Null: the whole model.
@@ -146,12 +150,14 @@ struct BlockWeights {
 
 struct ModelWeights {
   DeepSeekV4Config config;
-  WeightView embed;  // [vocab, dim] bf16 (rows read by dequant_row)
+  WeightView embed;  // [vocab, dim] bf16 (rows read by dequant_row); empty when streamed_embed
+  const format::TensorInfo* embed_tensor = nullptr;  // its tensor in `checkpoint` (when held)
   WeightView head;   // [vocab, dim]
   const float* norm = nullptr;
   HcWeights hc_head;
   std::vector<BlockWeights> blocks;  // n_layers main blocks, then the MTP blocks
   bool streamed_experts = false;     // LoadOptions::stream_experts: routed experts not bound
+  bool streamed_embed = false;       // LoadOptions::stream_embed: embed not bound (embed_tensor)
   Shard shard;                       // what is bound (LoadOptions::shard; else the whole model)
 
   format::Checkpoint checkpoint;  // owns the mapped files the views point into
