@@ -12,7 +12,8 @@ Result<std::unique_ptr<EmbedRows>> EmbedRows::create(const v4::ModelWeights& wei
   const format::TensorInfo* t = weights.embed_tensor;
   if (t == nullptr || !weights.streamed_embed) {
     return invalid_argument(
-        "EmbedRows: the weights were not loaded to stream the embedding (LoadOptions::stream_embed)");
+        "EmbedRows: the weights were not loaded to stream the embedding "
+        "(LoadOptions::stream_embed)");
   }
   std::unique_ptr<EmbedRows> e(new EmbedRows());
   e->tensor_ = t;
@@ -33,15 +34,14 @@ Result<std::unique_ptr<EmbedRows>> EmbedRows::create(const v4::ModelWeights& wei
   e->row_bytes_ = quant::weight_data_bytes(e->format_, 1, e->dim_);
   if (e->row_bytes_ * static_cast<uint64_t>(e->vocab_) != t->size) {
     return invalid_argument(*t->file + ": tensor '" + t->name + "' holds " +
-                            std::to_string(t->size) + " bytes, not " +
-                            std::to_string(e->vocab_) + " rows of " +
-                            std::to_string(e->row_bytes_));
+                            std::to_string(t->size) + " bytes, not " + std::to_string(e->vocab_) +
+                            " rows of " + std::to_string(e->row_bytes_));
   }
   FRUGAL_ASSIGN_OR_RETURN(e->files_, ExpertFiles::open(weights.checkpoint, direct_io));
   // One row's pages: the row, plus a page on each side when it starts and ends mid-page.
-  FRUGAL_ASSIGN_OR_RETURN(
-      e->buffer_, AlignedBuffer::allocate(e->row_bytes_ + 2 * kDirectIoAlign, &e->stats_,
-                                          {.alignment = kDirectIoAlign}));
+  FRUGAL_ASSIGN_OR_RETURN(e->buffer_,
+                          AlignedBuffer::allocate(e->row_bytes_ + 2 * kDirectIoAlign, &e->stats_,
+                                                  {.alignment = kDirectIoAlign}));
   return e;
 }
 
@@ -54,8 +54,8 @@ Status EmbedRows::rows(std::span<const int32_t> ids, float* out) {
     }
     const uint64_t at = static_cast<uint64_t>(id) * row_bytes_;
     FRUGAL_ASSIGN_OR_RETURN(const ReadRange r, files_->range(tensor_, at, row_bytes_));
-    FRUGAL_RETURN_IF_ERROR(
-        files_->read(r, buffer_.data(), "tensor '" + tensor_->name + "' row " + std::to_string(id)));
+    FRUGAL_RETURN_IF_ERROR(files_->read(
+        r, buffer_.data(), "tensor '" + tensor_->name + "' row " + std::to_string(id)));
     std::byte* data = buffer_.data() + (tensor_->offset + at - r.offset);
     if (reinterpret_cast<uintptr_t>(data) % sizeof(float) != 0) {  // a file offset not 4-aligned
       std::memmove(buffer_.data(), data, row_bytes_);

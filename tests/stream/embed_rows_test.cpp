@@ -43,8 +43,8 @@ TEST(EmbedRows, RowsEqualTheResidentTable) {
   EXPECT_TRUE(m->weights().streamed_embed);
   EXPECT_EQ(m->weights().embed.data, nullptr);  // nothing of the table mapped into a view
   const int64_t v = m->config().vocab_size, d = m->config().dim;
-  const std::vector<int32_t> ids = {0, 1, static_cast<int32_t>(v - 1), 17, 17,
-                                    static_cast<int32_t>(v / 2)};
+  const std::vector<int32_t> ids = {0,  1,  static_cast<int32_t>(v - 1),
+                                    17, 17, static_cast<int32_t>(v / 2)};
   std::vector<float> want(ids.size() * d);
   for (size_t i = 0; i < ids.size(); ++i) {
     quant::dequantize_row(resident->weights().embed, ids[i], want.data() + i * d);

@@ -42,7 +42,12 @@ TEST(ExpertCache, TinyV4StreamedEqualsResidentBitForBit) {
       EXPECT_TRUE(same_bits(run(*m, 40, 24), want)) << slots << " slots, prefetch " << prefetch;
       const ExpertCacheStats st = c->stats();
       EXPECT_EQ(st.hits + st.misses, st.requests);
-      EXPECT_GT(st.misses, 0u);
+      EXPECT_GT(st.reads, 0u);
+      // Without hints every first use is a demand read. (With them, every slot and a 16-token
+      // chunk, the hints of the hash blocks and the router guesses can cover every expert.)
+      if (!prefetch) {
+        EXPECT_GT(st.misses, 0u);
+      }
       if (slots < total) {
         EXPECT_GT(st.evictions, 0u) << slots;
       }

@@ -94,6 +94,7 @@ Status Model::run_batch(std::span<const BatchEntry> entries) {
   const Ctx ctx{*kernels_, *weights_, rope_,          s,          *entries[0].cache,
                 nullptr,   experts_,  expert_counts_, act_quant_, exchange_, embed_};
   const Shard& shard = weights_->shard;
+  hint_first_block(ctx, shard.first_block, s.bids, rows);  // their reads run behind the attention
   if (shard.holds_embedding()) {
     FRUGAL_RETURN_IF_ERROR(embed_rows(ctx, s.bids, rows));  // s.x [rows, hc, dim]
   } else {

@@ -205,6 +205,12 @@ int32_t indexer_select(const Ctx& ctx, int64_t k, int64_t t, int32_t* out);
 // streamed expert cannot be read.
 Status moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids, int64_t n,
                    float* out);
+// moe.cpp — before a pass runs main block `block` (its first): when that block routes by hash
+// (V4: the first n_hash_layers), its experts follow from the token ids alone, so a streamed
+// source gets them as an exact hint now and their reads run behind the block's attention instead
+// of starting when its MoE routes (that MoE then hints the hash blocks after it). Nothing
+// otherwise.
+void hint_first_block(const Ctx& ctx, int32_t block, const int32_t* ids, int64_t n);
 // model.cpp — mirrors Block.forward on the streams x [rows, hc, dim] of `segs`.
 Status block_forward(const Ctx& ctx, int32_t block, float* x, const int32_t* ids,
                      std::span<const Segment> segs);

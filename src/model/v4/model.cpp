@@ -333,6 +333,7 @@ Status Model::run_span(SequenceCacheView& cache, const ForwardRequest& r, int64_
   const int32_t* ids = r.ids.data() + first;
   const int64_t total = static_cast<int64_t>(r.ids.size());
   const Shard& shard = weights_->shard;
+  hint_first_block(ctx, shard.first_block, ids, n);  // their reads run behind the attention
   if (shard.holds_embedding()) {
     FRUGAL_RETURN_IF_ERROR(embed_rows(ctx, ids, n));  // s.x [n, hc, dim]
   } else {

@@ -134,22 +134,27 @@ void hint_block(const Ctx& ctx, int32_t b, const float* x, const int32_t* ids, i
   if (kept > 0) ctx.experts->hint(b, {s.ehint, static_cast<size_t>(kept)}, next.tid2eid != nullptr);
 }
 
-// The hints of the main blocks after `block`: the next one, and, since a hash layer's routing is
-// a lookup of the token ids that is exact however far ahead, every hash block that follows it
-// back to back (V4: the first n_hash_layers), so that their reads queue at once rather than one
-// block at a time.
-void hint_next(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids, int64_t n) {
-  const DeepSeekV4Config& c = ctx.w.config;
-  for (int32_t b = block + 1; b < c.n_layers && ctx.w.shard.holds_block(b); ++b) {
+bool is_hash(const Ctx& ctx, int32_t b) {
+  return b < ctx.w.config.n_layers && ctx.w.blocks[static_cast<size_t>(b)].ffn.tid2eid != nullptr;
+}
+
+// The hints of main block b0 and, since a hash layer's routing is a lookup of the token ids that
+// is exact however far ahead, of every hash block that follows it back to back (V4: the first
+// n_hash_layers), so that their reads queue at once rather than one block at a time. x (the FFN
+// input of the block before b0) is read only when b0 is router-routed.
+void hint_from(const Ctx& ctx, int32_t b0, const float* x, const int32_t* ids, int64_t n) {
+  for (int32_t b = b0; b < ctx.w.config.n_layers && ctx.w.shard.holds_block(b); ++b) {
     hint_block(ctx, b, x, ids, n);
-    const bool hash = ctx.w.blocks[static_cast<size_t>(b)].ffn.tid2eid != nullptr;
-    const bool next_hash =
-        b + 1 < c.n_layers && ctx.w.blocks[static_cast<size_t>(b) + 1].ffn.tid2eid != nullptr;
-    if (!hash || !next_hash) break;
+    if (!is_hash(ctx, b) || !is_hash(ctx, b + 1)) break;
   }
 }
 
 }  // namespace
+
+void hint_first_block(const Ctx& ctx, int32_t block, const int32_t* ids, int64_t n) {
+  if (ctx.experts == nullptr || !ctx.experts->wants_hints() || !is_hash(ctx, block)) return;
+  hint_block(ctx, block, nullptr, ids, n);
+}
 
 // mirrors MoE.forward: x [n, dim] (ffn_norm output), ids [n] -> out [n, dim].
 Status moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t* ids, int64_t n,
@@ -264,7 +269,7 @@ Status moe_forward(const Ctx& ctx, int32_t block, const float* x, const int32_t*
     }
     if (ctx.experts != nullptr && used > 0) {
       FRUGAL_RETURN_IF_ERROR(ctx.experts->begin_layer(block, {s.eused, static_cast<size_t>(used)}));
-      if (ctx.experts->wants_hints()) hint_next(ctx, block, x, ids, n);
+      if (ctx.experts->wants_hints()) hint_from(ctx, block + 1, x, ids, n);
       // In a small pass, a whole round of the threads' worth of experts in memory at once runs
       // one per thread, as in the resident pass above (the same sums: every row of a matmul is
       // computed on one thread either way); any other expert split across the threads.
