@@ -12,8 +12,9 @@
 //                     w3 and their scales) each, filled by O_DIRECT reads (no page cache).
 // The embedding's table stays on disk: a forward pass reads one row per token of it
 // (stream/embed_rows.h, a buffer of one row inside the overhead), which leaves its 1,010 MiB (V4
-// dims) to expert slots. The minimum budget holds kMinSlotsPerToken x n_activated_experts slots (one token's experts of
-// one layer, and as many again for the next layer's reads to start while this one computes).
+// dims) to expert slots. The minimum budget holds kMinSlotsPerToken x n_activated_experts slots
+// (one token's experts of one layer, and as many again for the next layer's reads to start while
+// this one computes).
 #pragma once
 
 #include <cstdint>
@@ -41,9 +42,9 @@ inline constexpr uint64_t kDirectIoAlign = 4096;
 // w2 the same; (4 MiB + 4 KiB + 256 KiB + 4 KiB) x 3 = 13,393,920 B.
 uint64_t expert_slot_bytes(const v4::DeepSeekV4Config& c);
 
-// Bytes of every tensor but the routed experts and the embedding, of the main blocks and, only when with_mtp, of
-// the MTP blocks; with a shard (one process of a parallel run, docs/PARALLEL.md), of the tensors
-// it holds.
+// Bytes of every tensor but the routed experts and the embedding, of the main blocks and, only
+// when with_mtp, of the MTP blocks; with a shard (one process of a parallel run,
+// docs/PARALLEL.md), of the tensors it holds.
 uint64_t resident_weight_bytes(const v4::DeepSeekV4Config& c, bool with_mtp,
                                const v4::Shard* shard = nullptr);
 
