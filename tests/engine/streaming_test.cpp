@@ -1,8 +1,8 @@
 // The memory budget through the engine (engine/streaming.h) on the shipped tiny model: a budget
-// streams the routed experts (an expert cache of the slots the plan fits), generation gives the
-// tokens of the resident model (greedy and seeded, speculative decoding on), a budget below the
-// minimum fails before the load naming the minimum, and no budget on a model that fits keeps
-// every expert resident.
+// streams the routed experts (an expert cache of the slots the plan fits) and reads the embedding
+// by rows, generation gives the tokens of the resident model (greedy and seeded, speculative
+// decoding on), a budget below the minimum fails before the load naming the minimum, and no
+// budget on a model that fits keeps every expert resident.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -74,6 +74,12 @@ TEST(Streaming, BudgetGivesTheResidentTokens) {
     }
   }
   EXPECT_GT((*streamed)->expert_cache()->stats().evictions, 0u);
+  // The embedding is read by rows under the budget (the tokens above are those of the resident
+  // table), and stays resident without one.
+  EXPECT_EQ((*resident)->embed_rows(), nullptr);
+  ASSERT_NE((*streamed)->embed_rows(), nullptr);
+  EXPECT_GT((*streamed)->embed_rows()->rows_read(), 0u);
+  EXPECT_NE((*streamed)->budget_summary().find("embedding"), std::string::npos);
 }
 
 TEST(Streaming, BudgetBelowTheMinimumNamesIt) {
