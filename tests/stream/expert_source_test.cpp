@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "stream/embed_rows.h"
 #include "stream/expert_cache.h"
 #include "stream_test_util.h"
 
@@ -71,15 +72,20 @@ TEST(ExpertCache, StreamedExpertsOnePerThreadBitForBit) {
 
 // The server's step under a budget: several sequences in one forward_batch (mixed prefill
 // chunks and decode tokens, so experts get one row or several), streamed through 4 slots and
-// through all of them on two threads, equal the resident model's batched steps bit for bit.
+// through all of them on two threads, the embedding read by rows, equal the resident model's
+// batched steps bit for bit.
 TEST(ExpertCache, BatchedStepsStreamedEqualResident) {
   const kernels::Kernels& k = two_thread_kernels();
   const v4::ModelOptions o = {.max_chunk = 16, .max_seq_len = 256, .max_batch = 3};
   v4::LoadOptions streamed;
   streamed.stream_experts = true;
+  streamed.stream_embed = true;
   auto resident = v4::Model::load(tiny_dir(), k, {}, o);
   auto m = v4::Model::load(tiny_dir(), k, streamed, o);
   ASSERT_TRUE(resident.ok() && m.ok());
+  auto rows = EmbedRows::create((*m)->weights(), true);
+  ASSERT_TRUE(rows.ok()) << rows.status().to_string();
+  (*m)->set_embed_source(rows->get());
   // Tokens per sequence per step (0: the sequence sits the step out).
   const std::vector<std::array<int, 3>> steps = {{5, 3, 0}, {1, 1, 6}, {1, 1, 1}, {0, 4, 1},
                                                  {1, 1, 1}, {1, 1, 1}, {2, 1, 1}};
