@@ -17,6 +17,7 @@ Result<std::unique_ptr<EmbedRows>> EmbedRows::create(const v4::ModelWeights& wei
   }
   std::unique_ptr<EmbedRows> e(new EmbedRows());
   e->tensor_ = t;
+  e->what_ = "tensor '" + t->name + "'";
   e->vocab_ = t->shape[0];
   e->dim_ = t->shape[1];
   switch (t->dtype) {  // the tensor table allows these; a scaled format would need its scales
@@ -54,8 +55,8 @@ Status EmbedRows::rows(std::span<const int32_t> ids, float* out) {
     }
     const uint64_t at = static_cast<uint64_t>(id) * row_bytes_;
     FRUGAL_ASSIGN_OR_RETURN(const ReadRange r, files_->range(tensor_, at, row_bytes_));
-    FRUGAL_RETURN_IF_ERROR(files_->read(
-        r, buffer_.data(), "tensor '" + tensor_->name + "' row " + std::to_string(id)));
+    const Status st = files_->read(r, buffer_.data(), what_);  // no string built unless it fails
+    if (!st.ok()) return st.with_context("embedding row " + std::to_string(id));
     std::byte* data = buffer_.data() + (tensor_->offset + at - r.offset);
     if (reinterpret_cast<uintptr_t>(data) % sizeof(float) != 0) {  // a file offset not 4-aligned
       std::memmove(buffer_.data(), data, row_bytes_);

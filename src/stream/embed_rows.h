@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 
 #include "core/memory.h"
 #include "core/status.h"
@@ -39,6 +40,7 @@ class EmbedRows final : public v4::EmbedSource {
   EmbedRows() = default;
 
   const format::TensorInfo* tensor_ = nullptr;
+  std::string what_;  // names the tensor in read errors
   quant::WeightFormat format_ = quant::WeightFormat::kBF16;
   int64_t vocab_ = 0, dim_ = 0;
   uint64_t row_bytes_ = 0;
