@@ -9,29 +9,24 @@ namespace frugal::stream {
 
 Result<std::unique_ptr<EmbedRows>> EmbedRows::create(const v4::ModelWeights& weights,
                                                      bool direct_io) {
-  const format::TensorInfo* t = weights.embed_tensor;
+  const v4::TensorRef& ref = weights.embed_ref;
+  const format::TensorInfo* t = ref.weight;
   if (t == nullptr || !weights.streamed_embed) {
     return invalid_argument(
         "EmbedRows: the weights were not loaded to stream the embedding "
         "(LoadOptions::stream_embed)");
   }
+  if (ref.scale != nullptr) {  // the tensor table has it bf16; a scaled format needs its scales
+    return unsupported(*t->file + ": tensor '" + t->name + "' is " +
+                       std::string(quant::weight_format_name(ref.format)) +
+                       "; only unscaled embedding rows (bf16, f32) can be read on demand");
+  }
   std::unique_ptr<EmbedRows> e(new EmbedRows());
   e->tensor_ = t;
   e->what_ = "tensor '" + t->name + "'";
-  e->vocab_ = t->shape[0];
-  e->dim_ = t->shape[1];
-  switch (t->dtype) {  // the tensor table allows these; a scaled format would need its scales
-    case DType::kBF16:
-      e->format_ = quant::WeightFormat::kBF16;
-      break;
-    case DType::kF32:
-      e->format_ = quant::WeightFormat::kF32;
-      break;
-    default:
-      return unsupported(*t->file + ": tensor '" + t->name + "' has dtype " +
-                         std::string(dtype_name(t->dtype)) +
-                         "; only bf16 or f32 embedding rows can be read on demand");
-  }
+  e->format_ = ref.format;
+  e->vocab_ = ref.rows;
+  e->dim_ = ref.cols;
   e->row_bytes_ = quant::weight_data_bytes(e->format_, 1, e->dim_);
   if (e->row_bytes_ * static_cast<uint64_t>(e->vocab_) != t->size) {
     return invalid_argument(*t->file + ": tensor '" + t->name + "' holds " +

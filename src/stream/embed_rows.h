@@ -24,7 +24,7 @@ namespace frugal::stream {
 
 class EmbedRows final : public v4::EmbedSource {
  public:
-  // For weights loaded with LoadOptions::stream_embed (weights.embed_tensor set). Opens the
+  // For weights loaded with LoadOptions::stream_embed (weights.embed_ref set). Opens the
   // checkpoint's files (O_DIRECT when `direct_io` and the file system allows it).
   static Result<std::unique_ptr<EmbedRows>> create(const v4::ModelWeights& weights, bool direct_io);
 

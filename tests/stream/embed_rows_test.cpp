@@ -14,7 +14,6 @@
 
 #include "quant/weight.h"
 #include "stream_test_util.h"
-#include "support/temp_dir.h"
 
 namespace frugal::stream {
 namespace {
@@ -78,13 +77,11 @@ TEST(EmbedRows, StreamedModelGivesTheResidentLogits) {
       m->set_expert_source(cache.get());
     }
     {  // No source yet: a clear error, the sequence untouched.
-      auto kv = new_cache(*m, kv::CacheFormat::kFp8);
-      std::vector<float> logits(static_cast<size_t>(m->config().vocab_size));
-      const int32_t id = 1;
-      const Status s = m->forward(*kv, {.ids = {&id, 1}, .logits = logits});
+      int64_t length = -1;
+      const Status s = forward_one_token(*m, &length);
       ASSERT_FALSE(s.ok());
       EXPECT_NE(s.message().find("set_embed_source"), std::string::npos) << s.to_string();
-      EXPECT_EQ(kv->length(), 0);
+      EXPECT_EQ(length, 0);
     }
     m->set_embed_source(rows.get());
     EXPECT_TRUE(same_bits(run(*m, 20, 8), want)) << "streamed experts " << experts;
@@ -122,11 +119,7 @@ TEST(EmbedRows, MtpBlockGivesTheResidentLogits) {
 // and the forward leaves the sequence as it was.
 TEST(EmbedRows, ChangedFileIsAnErrorNamingFileAndTensor) {
   test::ScopedTempDir tmp("embed-rows");
-  const std::string dir = tmp.file("tiny");
-  std::filesystem::create_directory(dir);
-  for (const char* f : {"config.json", "model.safetensors"}) {
-    std::filesystem::copy_file(tiny_dir() + "/" + f, dir + "/" + f);
-  }
+  const std::string dir = copy_tiny(tmp);
   auto m = load_rows(dir, false);
   ASSERT_NE(m, nullptr);
   auto rows = make_rows(*m);

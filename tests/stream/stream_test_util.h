@@ -1,4 +1,5 @@
-// Helpers of the stream tests (expert_cache_test.cpp, expert_source_test.cpp): models loaded
+// Helpers of the stream tests (expert_cache_test.cpp, expert_source_test.cpp, embed_rows_test.cpp):
+// a private copy of tiny-v4, models loaded
 // resident or with streamed experts, an expert cache over them, a fixed run of prompt and decode
 // steps, and an ExpertSource that serves a resident model's experts and records what it is asked.
 #pragma once
@@ -6,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <random>
@@ -16,6 +18,7 @@
 
 #include "../v4/v4_random.h"
 #include "stream/expert_cache.h"
+#include "support/temp_dir.h"
 
 namespace frugal::stream::stream_test {
 
@@ -24,7 +27,8 @@ using v4::testing::test_kernels;
 
 inline std::string tiny_dir() { return std::string(FRUGAL_SOURCE_DIR) + "/models/tiny-v4"; }
 
-inline std::unique_ptr<v4::Model> load(const std::string& dir, bool streamed, int64_t max_chunk = 16) {
+inline std::unique_ptr<v4::Model> load(const std::string& dir, bool streamed,
+                                       int64_t max_chunk = 16) {
   v4::LoadOptions lo;
   lo.stream_experts = streamed;
   auto m = v4::Model::load(dir, test_kernels(), lo, {.max_chunk = max_chunk, .max_seq_len = 512});
@@ -32,8 +36,8 @@ inline std::unique_ptr<v4::Model> load(const std::string& dir, bool streamed, in
   return m.ok() ? std::move(*m) : nullptr;
 }
 
-inline std::unique_ptr<ExpertCache> make_cache(const v4::Model& m, int64_t slots, bool prefetch = true,
-                                        bool direct = true) {
+inline std::unique_ptr<ExpertCache> make_cache(const v4::Model& m, int64_t slots,
+                                               bool prefetch = true, bool direct = true) {
   ExpertCacheOptions o;
   o.slots = slots;
   o.direct_io = direct;
@@ -62,6 +66,27 @@ inline std::vector<float> run(v4::Model& m, int prompt, int steps, uint32_t seed
     all.insert(all.end(), logits.begin(), logits.end());
   }
   return all;
+}
+
+// A copy of tiny-v4 in a folder of the test's own.
+inline std::string copy_tiny(const test::ScopedTempDir& tmp) {
+  const std::string dir = tmp.file("tiny");
+  std::filesystem::create_directory(dir);
+  for (const char* f : {"config.json", "model.safetensors"}) {
+    std::filesystem::copy_file(tiny_dir() + "/" + f, dir + "/" + f);
+  }
+  return dir;
+}
+
+// One forward of one token (id 1) on a fresh sequence: its status, and the sequence's length
+// after it in *length.
+inline Status forward_one_token(v4::Model& m, int64_t* length) {
+  auto cache = new_cache(m, kv::CacheFormat::kFp8);
+  std::vector<float> logits(static_cast<size_t>(m.config().vocab_size));
+  const int32_t id = 1;
+  const Status s = m.forward(*cache, {.ids = {&id, 1}, .logits = logits});
+  *length = cache->length();
+  return s;
 }
 
 inline bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {

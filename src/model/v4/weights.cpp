@@ -417,8 +417,7 @@ Result<std::unique_ptr<ModelWeights>> load_weights(const std::string& dir,
   const DeepSeekV4Config& cfg = w->config;
   const Shard& shard = w->shard;
   if (shard.holds_embedding()) {
-    FRUGAL_ASSIGN_OR_RETURN(const TensorRef embed, b.locate(TensorKind::kEmbed, kNoBlock));
-    w->embed_tensor = embed.weight;
+    FRUGAL_ASSIGN_OR_RETURN(w->embed_ref, b.locate(TensorKind::kEmbed, kNoBlock));
     w->streamed_embed = options.stream_embed;
     if (!options.stream_embed) {
       FRUGAL_ASSIGN_OR_RETURN(w->embed, b.linear(TensorKind::kEmbed, kNoBlock));

@@ -51,7 +51,7 @@ struct LoadOptions {
   // when an expert is first read. Everything else is placed as `placement` says.
   bool stream_experts = false;
   // The embedding stays on disk (the memory budget: a forward pass reads one row per token): its
-  // tensor is checked by dtype and shape and located (ModelWeights::embed_tensor), neither mapped
+  // tensor is checked by dtype and shape and located (ModelWeights::embed_ref), neither mapped
   // into a view nor copied; the rows are read through an EmbedSource handed to the Model.
   bool stream_embed = false;
   // One process of a parallel run (docs/PARALLEL.md) binds, scans and places only the tensors
@@ -107,8 +107,9 @@ struct ExpertWeights {
   WeightView w1, w2, w3;  // [inter, dim], [dim, inter], [inter, dim]
 };
 
-// Where one linear weight of a streamed expert lies in the checkpoint (file, offset, size in
-// the TensorInfos) and the view it makes once its bytes are in memory.
+// Where one linear weight read on demand (a streamed expert's, the streamed embedding) lies in
+// the checkpoint (file, offset, size in the TensorInfos) and the view it makes once its bytes
+// are in memory.
 struct TensorRef {
   const format::TensorInfo* weight = nullptr;
   const format::TensorInfo* scale = nullptr;  // FP8 / MXFP4 block scales; nullptr otherwise
@@ -151,13 +152,13 @@ struct BlockWeights {
 struct ModelWeights {
   DeepSeekV4Config config;
   WeightView embed;  // [vocab, dim] bf16 (rows read by dequant_row); empty when streamed_embed
-  const format::TensorInfo* embed_tensor = nullptr;  // its tensor in `checkpoint` (when held)
+  TensorRef embed_ref;  // where embed lies in `checkpoint` and its format (when held)
   WeightView head;   // [vocab, dim]
   const float* norm = nullptr;
   HcWeights hc_head;
   std::vector<BlockWeights> blocks;  // n_layers main blocks, then the MTP blocks
   bool streamed_experts = false;     // LoadOptions::stream_experts: routed experts not bound
-  bool streamed_embed = false;       // LoadOptions::stream_embed: embed not bound (embed_tensor)
+  bool streamed_embed = false;       // LoadOptions::stream_embed: embed not bound (embed_ref)
   Shard shard;                       // what is bound (LoadOptions::shard; else the whole model)
 
   format::Checkpoint checkpoint;  // owns the mapped files the views point into
