@@ -14,12 +14,14 @@
 // fraction. Reported (medians over the repetitions):
 //   hit rate (decode, prefill): experts found in memory (or already being read) when a layer asked,
 //     and the part of it the cache held before any prefetch (cache hit rate: what memory saves);
-//   disk bytes per decode token: what the expert reads brought in, prefetches included;
+//   disk bytes per decode token: what the expert reads brought in, prefetches included, and the
+//     part of it that prefetches no layer asked for read (ExpertCacheStats::unused_prefetches);
 //   achieved disk GB/s = disk bytes per token x decode tok/s, against the probes;
-//   roofline: a token cannot take less than max(disk bytes / replay GB/s, RAM bytes / read
-//     probe), RAM bytes = decode_weight_bytes_per_token (every weight a step multiplies with is
-//     read from memory, a streamed expert from its slot); decode fraction = roofline time /
-//     measured time;
+//   roofline: a token cannot take less than max(needed disk bytes / replay GB/s, RAM bytes /
+//     read probe), needed = the disk bytes less the unused prefetches' (a decode that reads for
+//     nothing does not move its own roofline), RAM bytes = decode_weight_bytes_per_token (every
+//     weight a step multiplies with is read from memory, a streamed expert from its slot);
+//     decode fraction = roofline time / measured time;
 //   prediction: engine::predict_decode at the measured cache hit rate and probes (overlapped), and
 //     the measured decode over it;
 //   next-layer guess: the share of a hinted block's requested experts that were in the hint.
@@ -54,6 +56,7 @@ struct StreamFigures {
   double hint_rate = 0;              // next-layer guess
   double prefetch_used = 0;          // prefetched experts a layer then asked for / prefetch reads
   double disk_bytes_per_token = 0;   // the expert reads
+  double unused_prefetch_bytes_per_token = 0;  // of those, prefetches no layer asked for
   double embed_bytes_per_token = 0;  // the embedding rows (pages read; not in the roofline)
   double ram_bytes_per_token = 0;
   double disk_gbps = 0;          // achieved in decode

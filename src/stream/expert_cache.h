@@ -20,6 +20,7 @@
 // e8m0 NaN codes, quant::check_weight_codes), so start-up reads only the resident part.
 #pragma once
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -71,6 +72,20 @@ struct ExpertCacheStats {
     return requests ? static_cast<double>(hits - prefetch_used) / requests : 0.0;
   }
   double hint_rate() const { return hinted ? static_cast<double>(hinted_right) / hinted : 0.0; }
+  // Prefetches read whose expert no layer asked for while these statistics ran (wrong guesses;
+  // one asked for later counts as used in that later window).
+  uint64_t unused_prefetches() const {
+    const uint64_t ran = prefetch_reads - std::min(prefetch_dropped, prefetch_reads);
+    return ran > prefetch_used ? ran - prefetch_used : 0;
+  }
+  // bytes_read less the unused prefetches' share: what the experts the layers asked for had to
+  // bring in (every read is one expert of the same size).
+  double needed_bytes() const {
+    if (reads == 0) return 0.0;
+    const uint64_t unused = std::min(unused_prefetches(), reads);
+    return static_cast<double>(bytes_read) * static_cast<double>(reads - unused) /
+           static_cast<double>(reads);
+  }
 };
 
 // A replay of recorded expert reads (ExpertCache::replay_reads).

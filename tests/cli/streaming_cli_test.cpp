@@ -105,6 +105,9 @@ TEST(StreamingCli, BenchReportsTheCache) {
   // The decode's reads replayed: a rate wherever the decode read anything.
   EXPECT_EQ(s.at("replay_gbps").get<double>() > 0, s.at("disk_bytes_per_token").get<double>() > 0)
       << s.dump();
+  const double unused = s.at("unused_prefetch_bytes_per_token").get<double>();
+  EXPECT_GE(unused, 0.0);
+  EXPECT_LE(unused, s.at("disk_bytes_per_token").get<double>());
   EXPECT_GT(s.at("roofline_fraction").get<double>(), 0.0);
   EXPECT_GT(s.at("roofline_fraction_random_probe").get<double>(), 0.0);
   EXPECT_FALSE(j.contains("gemv"));  // skipped under a budget

@@ -177,6 +177,34 @@ TEST_F(ExpertCachePolicy, AWrongGuessStaysAPrefetchUntilEvicted) {
   EXPECT_EQ(c->stats().prefetch_used, 1u);
 }
 
+TEST_F(ExpertCachePolicy, AnUnusedPrefetchIsNotANeededByte) {
+  // The bench's disk roofline counts needed bytes: a guess no layer asked for was read, but is
+  // not one of them; once a later window asks for it, it is.
+  const int32_t five[] = {5};
+  c->hint(3, five, /*exact=*/false);  // empty slots: read
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  use(*c, 3, {6});
+  const ExpertCacheStats s = c->stats();
+  ASSERT_EQ(s.prefetch_reads, 1u);
+  ASSERT_EQ(s.reads, 2u);
+  EXPECT_EQ(s.unused_prefetches(), 1u);
+  EXPECT_EQ(s.needed_bytes(), static_cast<double>(s.bytes_read) / 2);
+  c->reset_stats();
+  use(*c, 3, {5});  // the guess used now: nothing read, nothing unused
+  EXPECT_EQ(c->stats().unused_prefetches(), 0u);
+  EXPECT_EQ(c->stats().needed_bytes(), 0.0);
+  ExpertCacheStats used;  // a window that read two prefetches and used both, plus a miss
+  used.reads = 3;
+  used.bytes_read = 300;
+  used.prefetch_reads = 3;
+  used.prefetch_dropped = 1;
+  used.prefetch_used = 2;
+  EXPECT_EQ(used.unused_prefetches(), 0u);
+  EXPECT_EQ(used.needed_bytes(), 300.0);
+  used.prefetch_used = 5;  // used ones read in an earlier window: never below zero
+  EXPECT_EQ(used.unused_prefetches(), 0u);
+}
+
 TEST(ExpertCache, NoSourceIsAClearError) {
   auto m = load(tiny_dir(), true);
   ASSERT_NE(m, nullptr);
