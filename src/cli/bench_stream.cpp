@@ -50,8 +50,7 @@ StreamFigures stream_figures(const v4::DeepSeekV4Config& c, const stream::Expert
     probe.push_back(r.disk_gbps);
     // A token's time at the roofline for a disk rate (a decode that read nothing: RAM alone).
     auto roof = [&](double disk_rate) {
-      return std::max(disk_rate > 0 ? needed / (disk_rate * 1e9) : 0.0,
-                      ram / (r.read_gbps * 1e9));
+      return std::max(disk_rate > 0 ? needed / (disk_rate * 1e9) : 0.0, ram / (r.read_gbps * 1e9));
     };
     if (r.read_gbps > 0 && r.decode_tps > 0) {
       frac.push_back(roof(r.replay_gbps) * r.decode_tps);
@@ -98,8 +97,7 @@ std::string stream_text(const StreamFigures& f, double decode_tps) {
       100 * f.prefetch_used,
       engine::format_bytes(static_cast<uint64_t>(f.disk_bytes_per_token)).c_str(),
       engine::format_bytes(static_cast<uint64_t>(f.unused_prefetch_bytes_per_token)).c_str(),
-      f.disk_gbps,
-      f.replay_gbps, f.disk_probe_gbps,
+      f.disk_gbps, f.replay_gbps, f.disk_probe_gbps,
       engine::format_bytes(static_cast<uint64_t>(f.embed_bytes_per_token)).c_str(),
       engine::format_bytes(static_cast<uint64_t>(f.ram_bytes_per_token)).c_str(),
       100 * f.wait_share, 100 * f.roofline_fraction, 100 * f.roofline_fraction_random,
