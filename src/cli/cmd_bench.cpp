@@ -85,6 +85,9 @@ struct Timings {
   // median of the per-repetition ratios decode weight GB/s / bandwidth.
   double read_gbps = 0;
   double roofline_fraction = 0;
+  // The same per repetition (this machine's memory bandwidth can change between repetitions:
+  // docs/BENCHMARKS.md, "Memory phases"); the probe ones stay empty without a probe.
+  std::vector<double> rep_prefill_tps, rep_decode_tps, rep_read_gbps, rep_fractions;
   uint64_t peak_rss = 0;                    // before any probe buffer exists
   std::vector<StreamRep> stream;            // streamed experts: per repetition
   std::optional<ParallelFigures> parallel;  // a parallel run (mpirun)
@@ -205,6 +208,10 @@ Result<Timings> time_model(const BenchOptions& o, int threads, uint64_t probe_mi
   t.decode_tps = decode_tps.empty() ? 0.0 : engine::median(decode_tps);
   t.read_gbps = read_gbps.empty() ? 0.0 : engine::median(read_gbps);
   t.roofline_fraction = fractions.empty() ? 0.0 : engine::median(fractions);
+  t.rep_prefill_tps = prefill_tps;
+  t.rep_decode_tps = decode_tps;
+  t.rep_read_gbps = read_gbps;
+  t.rep_fractions = fractions;
   if (keep != nullptr) *keep = std::move(eng);
   return t;
 }
@@ -319,7 +326,12 @@ Status run_bench(const BenchOptions& o) {
                         {"bf16_dot_peak_gflops", dot_peak},
                         {"prefill_fraction_of_bf16_dot_peak", ratio(prefill_gflops, dot_peak)},
                         {"amx_available", amx},
-                        {"peak_rss_bytes", main.peak_rss}};
+                        {"peak_rss_bytes", main.peak_rss},
+                        {"per_repetition",
+                         {{"prefill_tokens_per_s", main.rep_prefill_tps},
+                          {"decode_tokens_per_s", main.rep_decode_tps},
+                          {"read_bandwidth_gbps", main.rep_read_gbps},
+                          {"roofline_fraction", main.rep_fractions}}}};
     if (one) {
       j["scaling"] = {
           {"threads_1",
@@ -396,6 +408,17 @@ Status run_bench(const BenchOptions& o) {
       engine::format_bytes(bytes_per_token).c_str(), weight_gbps);
   add("read bandwidth (after each decode run): %.2f GB/s; roofline fraction %.1f %%\n", bw,
       100.0 * main.roofline_fraction);
+  if (main.rep_fractions.size() > 1) {
+    std::string reps;
+    for (size_t i = 0; i < main.rep_fractions.size(); ++i) {
+      char one_rep[96];
+      std::snprintf(one_rep, sizeof(one_rep), "%s%.2f tok/s at %.1f GB/s (%.1f %%)",
+                    i == 0 ? "" : ", ", main.rep_decode_tps[i], main.rep_read_gbps[i],
+                    100.0 * main.rep_fractions[i]);
+      reps += one_rep;
+    }
+    out += "  per repetition: " + reps + "\n";
+  }
   if (one) {
     add("1 thread: prefill %.1f tok/s, decode %.2f tok/s; %d threads are %.2fx / %.2fx faster\n",
         one->prefill_tps, one->decode_tps, main.threads, ratio(main.prefill_tps, one->prefill_tps),

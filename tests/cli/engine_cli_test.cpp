@@ -4,6 +4,7 @@
 // and one clear error line for bad arguments.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -205,6 +206,24 @@ TEST(BenchCommand, JsonHasPositiveFigures) {
       j.at("decode_weight_gbps").get<double>() / j.at("read_bandwidth_gbps").get<double>();
   EXPECT_GT(j.at("roofline_fraction").get<double>(), 0.5 * ratio_of_medians);
   EXPECT_LT(j.at("roofline_fraction").get<double>(), 2.0 * ratio_of_medians);
+  // Each repetition's figures, of which the top-level ones are the medians.
+  const auto& reps = j.at("per_repetition");
+  const size_t n = static_cast<size_t>(j.at("repetitions").get<int>());
+  for (const char* k : {"prefill_tokens_per_s", "decode_tokens_per_s", "read_bandwidth_gbps",
+                        "roofline_fraction"}) {
+    ASSERT_EQ(reps.at(k).size(), n) << k;
+    std::vector<double> v = reps.at(k).get<std::vector<double>>();
+    std::sort(v.begin(), v.end());
+    EXPECT_DOUBLE_EQ(v[n / 2], j.at(k).get<double>()) << k;  // engine::median's middle
+  }
+  for (size_t i = 0; i < n; ++i) {  // each fraction from its own repetition's decode and probe
+    const double f = reps.at("roofline_fraction")[i].get<double>();
+    EXPECT_NEAR(f,
+                j.at("decode_weight_bytes_per_token").get<double>() *
+                    reps.at("decode_tokens_per_s")[i].get<double>() / 1e9 /
+                    reps.at("read_bandwidth_gbps")[i].get<double>(),
+                1e-9 * f);
+  }
   // Prefill against the FMA peak of the same run.
   EXPECT_NEAR(j.at("prefill_matmul_gflops").get<double>(),
               j.at("prefill_tokens_per_s").get<double>() *
