@@ -93,7 +93,8 @@ Result<StreamSetup> start_streaming(const StreamDecision& d, const EngineOptions
   }
   FRUGAL_ASSIGN_OR_RETURN(s.cache, stream::ExpertCache::create(model.weights(), co));
   if (model.weights().streamed_embed) {
-    FRUGAL_ASSIGN_OR_RETURN(s.embed, stream::EmbedRows::create(model.weights(), o.direct_io));
+    FRUGAL_ASSIGN_OR_RETURN(
+        s.embed, stream::EmbedRows::create(model.weights(), o.direct_io, s.cache->files()));
     model.set_embed_source(s.embed.get());
   }
   s.cache->drop_page_cache();

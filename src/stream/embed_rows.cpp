@@ -2,13 +2,15 @@
 
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "quant/weight.h"
 
 namespace frugal::stream {
 
 Result<std::unique_ptr<EmbedRows>> EmbedRows::create(const v4::ModelWeights& weights,
-                                                     bool direct_io) {
+                                                     bool direct_io,
+                                                     std::shared_ptr<const ExpertFiles> files) {
   const v4::TensorRef& ref = weights.embed_ref;
   const format::TensorInfo* t = ref.weight;
   if (t == nullptr || !weights.streamed_embed) {
@@ -33,7 +35,11 @@ Result<std::unique_ptr<EmbedRows>> EmbedRows::create(const v4::ModelWeights& wei
                             std::to_string(t->size) + " bytes, not " + std::to_string(e->vocab_) +
                             " rows of " + std::to_string(e->row_bytes_));
   }
-  FRUGAL_ASSIGN_OR_RETURN(e->files_, ExpertFiles::open(weights.checkpoint, direct_io));
+  if (files != nullptr) {
+    e->files_ = std::move(files);
+  } else {
+    FRUGAL_ASSIGN_OR_RETURN(e->files_, ExpertFiles::open(weights.checkpoint, direct_io));
+  }
   // One row's pages: the row, plus a page on each side when it starts and ends mid-page.
   FRUGAL_ASSIGN_OR_RETURN(e->buffer_,
                           AlignedBuffer::allocate(e->row_bytes_ + 2 * kDirectIoAlign, &e->stats_,

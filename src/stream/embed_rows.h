@@ -24,9 +24,12 @@ namespace frugal::stream {
 
 class EmbedRows final : public v4::EmbedSource {
  public:
-  // For weights loaded with LoadOptions::stream_embed (weights.embed_ref set). Opens the
-  // checkpoint's files (O_DIRECT when `direct_io` and the file system allows it).
-  static Result<std::unique_ptr<EmbedRows>> create(const v4::ModelWeights& weights, bool direct_io);
+  // For weights loaded with LoadOptions::stream_embed (weights.embed_ref set). Reads through
+  // `files` (the expert cache's, ExpertCache::files(): the checkpoint is opened once) or, when
+  // null, opens the checkpoint's files itself (O_DIRECT when `direct_io` and the file system
+  // allows it).
+  static Result<std::unique_ptr<EmbedRows>> create(const v4::ModelWeights& weights, bool direct_io,
+                                                   std::shared_ptr<const ExpertFiles> files = {});
 
   Status rows(std::span<const int32_t> ids, float* out) override;
 
@@ -35,6 +38,7 @@ class EmbedRows final : public v4::EmbedSource {
   // The buffer it reads into (what it holds besides the open files).
   uint64_t buffer_bytes() const { return buffer_.size(); }
   bool direct_io() const { return files_->direct(); }
+  const ExpertFiles* files() const { return files_.get(); }  // what it reads through
 
  private:
   EmbedRows() = default;
@@ -44,7 +48,7 @@ class EmbedRows final : public v4::EmbedSource {
   quant::WeightFormat format_ = quant::WeightFormat::kBF16;
   int64_t vocab_ = 0, dim_ = 0;
   uint64_t row_bytes_ = 0;
-  std::unique_ptr<ExpertFiles> files_;
+  std::shared_ptr<const ExpertFiles> files_;
   MemoryStats stats_;  // the buffer's bytes
   AlignedBuffer buffer_;
   uint64_t rows_read_ = 0, bytes_read_ = 0;

@@ -129,6 +129,9 @@ class ExpertCache final : public v4::ExpertSource {
   bool direct_io() const { return files_->direct(); }
   // Drops the page cache of the checkpoint files (what the load of the resident part left).
   void drop_page_cache() const { files_->drop_page_cache(); }
+  // The checkpoint's files as this cache opened them, for another reader of the same checkpoint
+  // (stream::EmbedRows): their reads are stateless, so sharing them is safe from any thread.
+  std::shared_ptr<const ExpertFiles> files() const { return files_; }
   int64_t pinned() const { return pinned_count_; }
 
  private:
@@ -171,7 +174,7 @@ class ExpertCache final : public v4::ExpertSource {
   ExpertCacheOptions options_;
   int32_t n_experts_ = 0;
   int32_t topk_ = 0;
-  std::unique_ptr<ExpertFiles> files_;
+  std::shared_ptr<ExpertFiles> files_;
   std::vector<ExpertPlan> plans_;  // [blocks * n_experts]; empty plans for unlocated experts
   uint64_t slot_bytes_ = 0;
   MemoryStats memory_;

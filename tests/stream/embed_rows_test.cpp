@@ -68,13 +68,19 @@ TEST(EmbedRows, StreamedModelGivesTheResidentLogits) {
   for (bool experts : {false, true}) {
     auto m = load_rows(tiny_dir(), experts);
     ASSERT_NE(m, nullptr);
-    auto rows = make_rows(*m);
-    ASSERT_NE(rows, nullptr);
     std::unique_ptr<ExpertCache> cache;
-    if (experts) {
+    std::unique_ptr<EmbedRows> rows;
+    if (experts) {  // as the engine does: the rows read through the cache's open files
       cache = make_cache(*m, 4);
       ASSERT_NE(cache, nullptr);
       m->set_expert_source(cache.get());
+      auto r = EmbedRows::create(m->weights(), true, cache->files());
+      ASSERT_TRUE(r.ok()) << r.status().to_string();
+      rows = std::move(*r);
+      EXPECT_EQ(rows->files(), cache->files().get());
+    } else {
+      rows = make_rows(*m);
+      ASSERT_NE(rows, nullptr);
     }
     {  // No source yet: a clear error, the sequence untouched.
       int64_t length = -1;
